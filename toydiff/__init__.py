@@ -1,0 +1,1 @@
+"""toydiff: an interactive 2D toy-diffusion lab in JAX."""

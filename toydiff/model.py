@@ -1,0 +1,242 @@
+"""A trained model: its settings, network parameters, data and loss history in one object.
+
+``Model`` is what ``training.train`` returns, what ``Model.load`` reads back, and what the CLI,
+notebooks and widgets hold. Its methods are thin: they build a denoiser (network, exact oracle, or
+guided) and hand it to the samplers and metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from toydiff import checkpoint
+from toydiff import data as data_lib
+from toydiff.errors import CheckpointError, ToydiffError
+from toydiff.guidance import DEFAULT_GUIDANCE, classifier_free
+from toydiff.networks import CONDITIONAL, NetConfig, ScoreMLP
+from toydiff.objectives import NetworkDenoiser, check_objective
+from toydiff.oracle import point_set_oracle
+from toydiff.processes import make_process
+from toydiff.samplers import get_sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. The defaults are the reference spiral model.
+
+    Attributes:
+        data: a dataset name (see ``data.REGISTRY``) or a path to a .npy, .csv or .png file.
+        process: ``"ve"``, ``"vp"``, ``"vp-cosine"`` or ``"flow"``.
+        sigma_max: the VE process's largest noise level (10 in the reference, 1 for the
+            conditional model); ignored by the other processes.
+        objective: what the network predicts: eps, x0, v, velocity or naive.
+        naive_dt: step length of the naive one-step objective.
+        labels: train a class-conditional network on the data's labels.
+        cond_drop: probability of dropping a label (classifier-free guidance training).
+        steps: number of optimiser steps.
+        batch_size: points per step, drawn with replacement; 0 means the full data set.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        seed: seed of the initialisation and of every random draw in training.
+        chunk: steps per compiled chunk (progress is reported between chunks).
+        net: the network shape.
+    """
+
+    data: str = "spiral"
+    process: str = "ve"
+    sigma_max: float = 10.0
+    objective: str = "eps"
+    naive_dt: float = 0.01
+    labels: bool = False
+    cond_drop: float = 0.0
+    steps: int = 15_000
+    batch_size: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    chunk: int = 1_000
+    net: NetConfig = NetConfig()
+
+    def __post_init__(self):
+        try:
+            check_objective(self.objective)
+            self.make_process()
+        except ValueError as err:
+            raise ToydiffError(str(err)) from None
+
+    def make_process(self):
+        """The forward process this run trains on."""
+        kwargs = {"sigma_max": self.sigma_max} if self.process == "ve" else {}
+        return make_process(self.process, **kwargs)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of the settings."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Rebuild a config from ``to_dict``'s output (lists become tuples again)."""
+        net = dict(d.get("net", {}))
+        if "hidden" in net:
+            net["hidden"] = tuple(net["hidden"])
+        return cls(**{**d, "net": NetConfig(**net)})
+
+
+REFERENCE = TrainConfig()
+"""The story's unconditional spiral model: VE to sigma_max 10, eps, 15,000 full-batch steps."""
+
+REFERENCE_CONDITIONAL = TrainConfig(
+    data="spiral-classes", sigma_max=1.0, labels=True, cond_drop=0.2, steps=30_000,
+    batch_size=200, net=CONDITIONAL,
+)
+"""The story's 3-class model: sigma_max 1, 30,000 steps with batches of 200, label dropout."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A trained (or training) model.
+
+    Attributes:
+        config: the run's settings.
+        graphdef: the network's graph definition.
+        params: the network's parameters.
+        cloud: the training data.
+        losses: the loss of every step so far, shape (steps,).
+        timing: seconds spent compiling and training, and steps per second.
+        interrupted: True if training was stopped early with Ctrl-C.
+    """
+
+    config: TrainConfig
+    graphdef: nnx.GraphDef
+    params: nnx.State
+    cloud: data_lib.PointCloud
+    losses: np.ndarray
+    timing: dict = dataclasses.field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def steps(self) -> int:
+        """Number of training steps done."""
+        return int(self.losses.shape[0])
+
+    @property
+    def process(self):
+        """The forward process the model was trained on."""
+        return self.config.make_process()
+
+    def label_id(self, label) -> int | None:
+        """A class id from a name or id; None stays None. Raises ToydiffError if unknown."""
+        if label is None:
+            return None
+        if not self.config.labels:
+            raise ToydiffError(f"this model was trained without labels, so label {label!r} cannot be used")
+        if isinstance(label, str):
+            return self.cloud.label_id(label)
+        if not 0 <= int(label) < self.cloud.num_classes:
+            raise ToydiffError(f"label id {label} is out of range 0..{self.cloud.num_classes - 1}")
+        return int(label)
+
+    def denoiser(self, label=None, *, exact=False, guidance=None, negative=None):
+        """The denoiser ``(xt, t) -> (x0_hat, eps_hat)`` to sample or draw with.
+
+        Args:
+            label: class name or id to condition on; None for unconditional.
+            exact: use the exact oracle of the training points instead of the network.
+            guidance: classifier-free guidance weight w (toydiff convention); None means the
+                default for a labelled request (``guidance.DEFAULT_GUIDANCE``).
+            negative: class name or id to steer away from.
+
+        Returns:
+            A denoiser pytree.
+        """
+        label, negative = self.label_id(label), self.label_id(negative)
+        if exact:
+            if negative is not None or guidance is not None:
+                raise ToydiffError("guidance and negative classes need the network, not --exact")
+            return point_set_oracle(self.process, self.cloud.x, self.cloud.labels, label)
+        net = NetworkDenoiser(self.params, None, self.graphdef, self.process, self.config.objective)
+        if label is None:
+            if negative is not None:
+                raise ToydiffError("a negative class needs a class to steer toward (--label)")
+            return net
+        w = DEFAULT_GUIDANCE if guidance is None else guidance
+        return classifier_free(net, label, w, negative)
+
+    def field(self, points, t, **denoiser_kwargs):
+        """The vector field -eps_hat at points (n, 2) and scalar time t; see ``denoiser``."""
+        _, eps_hat = self.denoiser(**denoiser_kwargs)(jnp.asarray(points, jnp.float32), t)
+        return -eps_hat
+
+    def sample(self, key, n=2000, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
+        """Sample with any sampler; returns the trajectory, shape (steps + 1, n, 2).
+
+        Args:
+            key: a PRNG key; split into the starting noise and the sampler's noise.
+            n: number of samples (ignored when ``x_init`` is given).
+            steps: number of sampler steps.
+            sampler: one of ``samplers.SAMPLERS``.
+            x_init: starting points (n, 2) at t_max; drawn from the prior if None.
+            options: sampler options, e.g. ``{"eta": 0.5}`` for ddim.
+            **kw: passed to ``denoiser`` (label, exact, guidance, negative).
+        """
+        fn = get_sampler(sampler)
+        k_prior, k_run = jax.random.split(key)
+        if x_init is None:
+            x_init = self.process.prior(k_prior, (n, self.config.net.dim))
+        x_init = jnp.asarray(x_init, jnp.float32)
+        return fn(k_run, self.denoiser(**kw), self.process, x_init, steps, **(options or {}))
+
+    def save(self, directory) -> pathlib.Path:
+        """Write the run atomically to ``directory/run.toydiff``; returns the file path."""
+        extra = {"x": self.cloud.x}
+        if self.cloud.labels is not None:
+            extra["labels"] = self.cloud.labels
+        run = checkpoint.Run(
+            config={**self.config.to_dict(), "class_names": list(self.cloud.class_names),
+                    "interrupted": self.interrupted},
+            params=nnx.to_pure_dict(self.params),
+            fingerprint=self.cloud.fingerprint(),
+            loss_history=np.asarray(self.losses, np.float32),
+            extra=extra,
+        )
+        return checkpoint.save_run(directory, run)
+
+    @classmethod
+    def load(cls, path) -> Model:
+        """Read a run saved by ``save``; raises CheckpointError for a bad or foreign file."""
+        run = checkpoint.load_run(path)
+        cfg = dict(run.config)
+        class_names = tuple(cfg.pop("class_names", ()))
+        interrupted = bool(cfg.pop("interrupted", False))
+        try:
+            config = TrainConfig.from_dict(cfg)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path} has an unreadable config: {err}") from None
+        cloud = _cloud_of(config, run, class_names)
+        graphdef, params = nnx.split(ScoreMLP(config.net, rngs=nnx.Rngs(0)), nnx.Param)
+        try:
+            nnx.replace_by_pure_dict(params, run.params)
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{path} does not match its network shape: {err}") from None
+        params = jax.tree.map(jnp.asarray, params)
+        return cls(config, graphdef, params, cloud, run.loss_history, {}, interrupted)
+
+
+def _cloud_of(config: TrainConfig, run: checkpoint.Run, class_names) -> data_lib.PointCloud:
+    """The training data of a saved run: regenerated for a named dataset, else the stored points."""
+    if config.data in data_lib.REGISTRY:
+        cloud = data_lib.load(config.data)
+    else:
+        cloud = data_lib.PointCloud(
+            name=config.data, x=run.extra["x"], labels=run.extra.get("labels"),
+            class_names=class_names,
+        )
+    if cloud.fingerprint() != run.fingerprint:
+        raise CheckpointError(f"the data of this run ({config.data}) no longer matches its fingerprint")
+    return cloud

@@ -1,0 +1,141 @@
+"""Exact denoisers: the ideal answer a network is trying to learn.
+
+For data made of a finite point set, or of a Gaussian mixture, E[x0 | xt] has a closed form. These
+oracles speak the denoiser interface ``(xt, t) -> (x0_hat, eps_hat)``, so every sampler can run on
+them in place of a network, and the exact vector field -eps_hat can be drawn beside the learned one.
+They are pytrees (arrays as leaves, the process as static metadata), so jitted samplers accept them.
+
+Reference: Karras et al., "Elucidating the Design Space of Diffusion-Based Generative Models",
+NeurIPS 2022, eq. 57 (the ideal denoiser of a finite data set).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from toydiff.processes import _bcast
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["points", "log_weights"],
+    meta_fields=["process"],
+)
+@dataclasses.dataclass(frozen=True)
+class PointSetOracle:
+    """The exact denoiser of the empirical distribution of a finite point set.
+
+    E[x0 | xt] is the softmax-weighted mean of the points x_i with weights
+    exp(-|xt - a x_i|^2 / (2 s^2)), and the exact score is (a E[x0 | xt] - xt) / s^2.
+
+    Attributes:
+        points: the data, shape (m, d).
+        log_weights: log prior weight of each point, shape (m,); -inf removes a point (this is
+            how the class-conditional oracle keeps only one class).
+        process: the forward process.
+    """
+
+    points: jax.Array
+    log_weights: jax.Array
+    process: object
+
+    def __call__(self, xt, t):
+        a, s = _bcast(self.process.alpha(t), xt), _bcast(self.process.sigma(t), xt)
+        d2 = jnp.sum((xt[:, None, :] - a[:, None] * self.points[None]) ** 2, axis=-1)
+        # a and s have shape (n, 1) or (1, 1), so they broadcast against d2 of shape (n, m).
+        w = jax.nn.softmax(-d2 / (2 * s**2) + self.log_weights[None], axis=-1)
+        x0_hat = w @ self.points
+        return x0_hat, (xt - a * x0_hat) / s
+
+
+def point_set_oracle(process, points, labels=None, label=None) -> PointSetOracle:
+    """The exact denoiser of a point set, optionally restricted to one class.
+
+    Args:
+        process: the forward process.
+        points: the data, shape (m, d).
+        labels: class ids of the points, shape (m,), or None.
+        label: keep only points with this class id; None keeps all points.
+
+    Returns:
+        A ``PointSetOracle``.
+    """
+    points = jnp.asarray(points, jnp.float32)
+    log_w = jnp.zeros(points.shape[0], jnp.float32)
+    if label is not None:
+        if labels is None:
+            raise ValueError("a class-conditional oracle needs the points' labels")
+        log_w = jnp.where(jnp.asarray(labels) == label, 0.0, -jnp.inf)
+    return PointSetOracle(points, log_w, process)
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["means", "covs", "log_weights"],
+    meta_fields=["process"],
+)
+@dataclasses.dataclass(frozen=True)
+class GaussianMixtureOracle:
+    """The exact denoiser of a Gaussian mixture sum_k pi_k N(mu_k, Sigma_k).
+
+    Under xt = a x0 + s eps, component k gives xt ~ N(a mu_k, a^2 Sigma_k + s^2 I) and
+    E[x0 | xt, k] = mu_k + a Sigma_k (a^2 Sigma_k + s^2 I)^{-1} (xt - a mu_k); the responsibilities
+    of the components weight these means.
+
+    Attributes:
+        means: component means, shape (K, d).
+        covs: component covariances, shape (K, d, d).
+        log_weights: log mixture weights, shape (K,).
+        process: the forward process.
+    """
+
+    means: jax.Array
+    covs: jax.Array
+    log_weights: jax.Array
+    process: object
+
+    def _one(self, x, t):
+        """Denoise one point x of shape (d,) at scalar time t."""
+        a, s = self.process.alpha(t), self.process.sigma(t)
+        eye = jnp.eye(x.shape[0], dtype=x.dtype)
+        cov_t = a**2 * self.covs + s**2 * eye  # (K, d, d)
+        diff = x[None] - a * self.means  # (K, d)
+        sol = jnp.linalg.solve(cov_t, diff[..., None])[..., 0]  # (K, d)
+        _, logdet = jnp.linalg.slogdet(cov_t)
+        log_resp = self.log_weights - 0.5 * (jnp.sum(diff * sol, -1) + logdet)
+        cond_means = self.means + a * jnp.einsum("kij,kj->ki", self.covs, sol)
+        x0_hat = jax.nn.softmax(log_resp) @ cond_means
+        return x0_hat, (x - a * x0_hat) / s
+
+    def __call__(self, xt, t):
+        t = jnp.broadcast_to(jnp.asarray(t, xt.dtype), xt.shape[:1])
+        return jax.vmap(self._one)(xt, t)
+
+
+def gaussian_mixture_oracle(process, means, covs, weights=None) -> GaussianMixtureOracle:
+    """The exact denoiser of a Gaussian mixture; a single Gaussian is a mixture of one.
+
+    Args:
+        process: the forward process.
+        means: shape (K, d).
+        covs: shape (K, d, d), symmetric positive definite.
+        weights: mixture weights, shape (K,); uniform if None.
+
+    Returns:
+        A ``GaussianMixtureOracle``.
+    """
+    means = jnp.atleast_2d(jnp.asarray(means, jnp.float32))
+    covs = jnp.asarray(covs, jnp.float32).reshape(means.shape[0], means.shape[1], means.shape[1])
+    k = means.shape[0]
+    weights = jnp.full((k,), 1.0 / k) if weights is None else jnp.asarray(weights, jnp.float32)
+    return GaussianMixtureOracle(means, covs, jnp.log(weights / jnp.sum(weights)), process)
+
+
+def exact_field(denoiser, points, t):
+    """The vector field -eps_hat that the lab draws, at the points (n, d) and scalar time t."""
+    _, eps_hat = denoiser(points, t)
+    return -eps_hat

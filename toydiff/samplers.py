@@ -1,0 +1,229 @@
+"""Samplers: from prior noise to data, returning the whole trajectory.
+
+All samplers share one signature (as in k-diffusion):
+
+    sampler(key, denoiser, process, x_init, steps, **options) -> trajectory (steps + 1, n, d)
+
+where ``denoiser(xt, t) -> (x0_hat, eps_hat)`` is a network, the exact oracle or a guided
+combination, ``x_init`` (n, d) is the starting noise at t = process.t_max, and ``trajectory[0]`` is
+``x_init`` and ``trajectory[-1]`` the samples at t = process.t_min. Every sampler is a single
+``lax.scan``, jitted; the denoiser is a pytree argument, so new parameters do not recompile.
+Step i draws its noise from ``fold_in(key, i)``, so samplers that share a key share their noise.
+
+Notation: a = alpha, s = sigma; the step goes from time t to an earlier time r < t.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+SAMPLERS = ("ddpm", "ddpm-nonoise", "ddim", "euler", "heun", "sde")
+
+
+def _scan(step_fn, x_init, grid, key):
+    """Run step_fn(x, t, r, key_i) over consecutive pairs of the time grid; stack the states."""
+
+    def body(x, inputs):
+        i, t, r = inputs
+        x = step_fn(x, t, r, jax.random.fold_in(key, i))
+        return x, x
+
+    steps = grid.shape[0] - 1
+    _, xs = jax.lax.scan(body, x_init, (jnp.arange(steps), grid[:-1], grid[1:]))
+    return jnp.concatenate([x_init[None], xs], axis=0)
+
+
+def _ddpm_posterior(process, t, r):
+    """Coefficients of q(x_r | x_t, x0) = N(c_x x_t + c_0 x0, var) for a Gaussian path."""
+    a_t, a_r, s_t, s_r = process.alpha(t), process.alpha(r), process.sigma(t), process.sigma(r)
+    a_tr = a_t / a_r
+    s2_tr = s_t**2 - a_tr**2 * s_r**2
+    return a_tr * s_r**2 / s_t**2, a_r * s2_tr / s_t**2, s2_tr * s_r**2 / s_t**2
+
+
+@functools.partial(jax.jit, static_argnames=("process", "steps", "noise"))
+def ddpm(key, denoiser, process, x_init, steps, noise=True):
+    """Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), for any Gaussian path.
+
+    Each step draws x_r from the posterior q(x_r | x_t, x0 = x0_hat): its mean, plus fresh noise
+    with the posterior's standard deviation.
+
+    Args:
+        key: PRNG key for the added noise.
+        denoiser: ``(xt, t) -> (x0_hat, eps_hat)``.
+        process: the forward process.
+        x_init: starting points at t_max, shape (n, d).
+        steps: number of steps.
+        noise: if False, delete the noise term (the story's "DDPM without noise").
+
+    Returns:
+        Trajectory, shape (steps + 1, n, d).
+    """
+
+    def step(x, t, r, k):
+        c_x, c_0, var = _ddpm_posterior(process, t, r)
+        x0_hat, _ = denoiser(x, t)
+        mean = c_x * x + c_0 * x0_hat
+        if not noise:
+            return mean
+        return mean + jnp.sqrt(var) * jax.random.normal(k, x.shape, x.dtype)
+
+    return _scan(step, x_init, process.time_grid(steps), key)
+
+
+def ddpm_nonoise(key, denoiser, process, x_init, steps):
+    """DDPM with the noise term deleted: each step moves to the posterior mean only.
+
+    Samples collapse toward the data's mean: the chapter-6 point. Same arguments as ``ddpm``.
+    """
+    return ddpm(key, denoiser, process, x_init, steps, noise=False)
+
+
+@functools.partial(jax.jit, static_argnames=("process", "steps"))
+def ddim(key, denoiser, process, x_init, steps, eta=0.0):
+    """DDIM (Song, Meng & Ermon 2021, eq. 12) generalised to any Gaussian path.
+
+    x_r = a_r x0_hat + sqrt(s_r^2 - c^2) eps_hat + c z, with
+    c = eta s_r sqrt(1 - (a_t s_r / (a_r s_t))^2). eta = 0 is deterministic DDIM; eta = 1 is DDPM.
+
+    Args:
+        key: PRNG key for the added noise (used when eta > 0).
+        denoiser: ``(xt, t) -> (x0_hat, eps_hat)``.
+        process: the forward process.
+        x_init: starting points at t_max, shape (n, d).
+        steps: number of steps.
+        eta: stochasticity in [0, 1].
+
+    Returns:
+        Trajectory, shape (steps + 1, n, d).
+    """
+
+    def step(x, t, r, k):
+        a_t, a_r, s_t, s_r = process.alpha(t), process.alpha(r), process.sigma(t), process.sigma(r)
+        c = eta * s_r * jnp.sqrt(jnp.maximum(1 - (a_t * s_r / (a_r * s_t)) ** 2, 0.0))
+        x0_hat, eps_hat = denoiser(x, t)
+        x_next = a_r * x0_hat + jnp.sqrt(jnp.maximum(s_r**2 - c**2, 0.0)) * eps_hat
+        return x_next + c * jax.random.normal(k, x.shape, x.dtype)
+
+    return _scan(step, x_init, process.time_grid(steps), key)
+
+
+def _scaled_sigma(process, t):
+    """sigma / alpha: the noise level in Karras' scaled coordinates y = x / alpha."""
+    return process.sigma(t) / process.alpha(t)
+
+
+def _ode_step(denoiser, process, x, t, r, second_order):
+    """One Euler or Heun step of dy/d(sigma~) = eps_hat, with y = x / alpha and sigma~ = sigma / alpha."""
+    a_t, a_r = process.alpha(t), process.alpha(r)
+    d_sig = _scaled_sigma(process, r) - _scaled_sigma(process, t)
+    _, d_t = denoiser(x, t)
+    y_next = x / a_t + d_sig * d_t
+    if second_order:
+        _, d_r = denoiser(a_r * y_next, r)
+        y_next = x / a_t + 0.5 * d_sig * (d_t + d_r)
+    return a_r * y_next
+
+
+@functools.partial(jax.jit, static_argnames=("process", "steps"))
+def euler(key, denoiser, process, x_init, steps):
+    """Euler's method on the probability-flow ODE (Karras et al. 2022, eq. 4 and Algorithm 1).
+
+    The ODE dx/dt = a' x0_hat + s' eps_hat is solved in the scaled coordinates y = x / a with
+    sigma~ = s / a as the clock, where it reads dy/d(sigma~) = eps_hat. In these coordinates an
+    Euler step is exactly a DDIM step (eta = 0), and for the flow process it is also exactly
+    flow matching's Euler step x + dt * v. The key is unused (kept for the common signature).
+    """
+    del key
+
+    def step(x, t, r, k):
+        return _ode_step(denoiser, process, x, t, r, second_order=False)
+
+    return _scan(step, x_init, process.time_grid(steps), jax.random.key(0))
+
+
+@functools.partial(jax.jit, static_argnames=("process", "steps"))
+def heun(key, denoiser, process, x_init, steps):
+    """Heun's second-order method on the probability-flow ODE (Karras et al. 2022, Algorithm 1).
+
+    Same coordinates as ``euler``; two denoiser calls per step. The key is unused.
+    """
+    del key
+
+    def step(x, t, r, k):
+        return _ode_step(denoiser, process, x, t, r, second_order=True)
+
+    return _scan(step, x_init, process.time_grid(steps), jax.random.key(0))
+
+
+@functools.partial(jax.jit, static_argnames=("process", "steps"))
+def euler_maruyama(key, denoiser, process, x_init, steps, churn=1.0):
+    """Euler-Maruyama on the reverse-time SDE dx = [u - g^2/2 score] dt + g dW (Song et al. 2021).
+
+    u is the probability-flow velocity and g^2 = churn * d sigma^2/dt. Every g gives the same
+    marginals; churn = 1 is the exact reverse SDE of the VE process, and churn = 0 is ``euler``.
+
+    Args:
+        key: PRNG key for the Brownian increments.
+        denoiser: ``(xt, t) -> (x0_hat, eps_hat)``.
+        process: the forward process.
+        x_init: starting points at t_max, shape (n, d).
+        steps: number of steps.
+        churn: scale of the injected noise (>= 0).
+
+    Returns:
+        Trajectory, shape (steps + 1, n, d).
+    """
+
+    def step(x, t, r, k):
+        x0_hat, eps_hat = denoiser(x, t)
+        g2 = churn * process.diffusion_sq(t)
+        score = -eps_hat / process.sigma(t)
+        velocity = process.dalpha(t) * x0_hat + process.dsigma(t) * eps_hat
+        drift = velocity - 0.5 * g2 * score
+        dw = jnp.sqrt(t - r) * jax.random.normal(k, x.shape, x.dtype)
+        return x + (r - t) * drift + jnp.sqrt(g2) * dw
+
+    return _scan(step, x_init, process.time_grid(steps), key)
+
+
+_BY_NAME = {
+    "ddpm": ddpm,
+    "ddpm-nonoise": ddpm_nonoise,
+    "ddim": ddim,
+    "euler": euler,
+    "heun": heun,
+    "sde": euler_maruyama,
+}
+
+
+def get_sampler(name: str):
+    """Look a sampler up by name; raises ValueError listing ``SAMPLERS`` for an unknown one."""
+    if name not in _BY_NAME:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+    return _BY_NAME[name]
+
+
+def sample(key, denoiser, process, n, steps, sampler="ddpm", dim=2, **options):
+    """Draw the starting noise from the prior and run a sampler.
+
+    Args:
+        key: a PRNG key; split into the prior draw and the sampler's noise.
+        denoiser: ``(xt, t) -> (x0_hat, eps_hat)``.
+        process: the forward process.
+        n: number of samples.
+        steps: number of sampler steps.
+        sampler: one of ``SAMPLERS``.
+        dim: data dimension.
+        **options: sampler options (``eta`` for ddim, ``churn`` for sde).
+
+    Returns:
+        Trajectory, shape (steps + 1, n, dim).
+    """
+    fn = get_sampler(sampler)
+    k_prior, k_run = jax.random.split(key)
+    x_init = process.prior(k_prior, (n, dim))
+    return fn(k_run, denoiser, process, x_init, steps, **options)
