@@ -98,22 +98,33 @@ class GaussianMixtureOracle:
     log_weights: jax.Array
     process: object
 
-    def _one(self, x, t):
-        """Denoise one point x of shape (d,) at scalar time t."""
+    def _gains(self, t):
+        """Per-component precision (K, d, d), gain a Sigma_k cov_t^-1 (K, d, d) and log-det (K,)."""
         a, s = self.process.alpha(t), self.process.sigma(t)
-        eye = jnp.eye(x.shape[0], dtype=x.dtype)
-        cov_t = a**2 * self.covs + s**2 * eye  # (K, d, d)
-        diff = x[None] - a * self.means  # (K, d)
-        sol = jnp.linalg.solve(cov_t, diff[..., None])[..., 0]  # (K, d)
+        d = self.means.shape[1]
+        cov_t = a**2 * self.covs + s**2 * jnp.eye(d, dtype=self.covs.dtype)
+        precision = jnp.linalg.inv(cov_t)
         _, logdet = jnp.linalg.slogdet(cov_t)
-        log_resp = self.log_weights - 0.5 * (jnp.sum(diff * sol, -1) + logdet)
-        cond_means = self.means + a * jnp.einsum("kij,kj->ki", self.covs, sol)
-        x0_hat = jax.nn.softmax(log_resp) @ cond_means
-        return x0_hat, (x - a * x0_hat) / s
+        return precision, a * self.covs @ precision, logdet
+
+    def _denoise(self, xt, t):
+        """Denoise points xt (n, d) that share one scalar time t."""
+        a, s = self.process.alpha(t), self.process.sigma(t)
+        precision, gain, logdet = self._gains(t)
+        diff = xt[:, None, :] - a * self.means[None]  # (n, K, d)
+        mahal = jnp.einsum("nki,kij,nkj->nk", diff, precision, diff)
+        log_resp = self.log_weights - 0.5 * (mahal + logdet)  # (n, K)
+        cond_means = self.means[None] + jnp.einsum("kij,nkj->nki", gain, diff)
+        x0_hat = jnp.einsum("nk,nki->ni", jax.nn.softmax(log_resp, axis=-1), cond_means)
+        return x0_hat, (xt - a * x0_hat) / s
 
     def __call__(self, xt, t):
-        t = jnp.broadcast_to(jnp.asarray(t, xt.dtype), xt.shape[:1])
-        return jax.vmap(self._one)(xt, t)
+        t = jnp.asarray(t, xt.dtype)
+        if t.ndim == 0:
+            return self._denoise(xt, t)
+        one = jax.vmap(lambda x, ti: self._denoise(x[None], ti))
+        x0_hat, eps_hat = one(xt, t)
+        return x0_hat[:, 0], eps_hat[:, 0]
 
 
 def gaussian_mixture_oracle(process, means, covs, weights=None) -> GaussianMixtureOracle:

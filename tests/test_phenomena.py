@@ -1,0 +1,96 @@
+"""The story's claims, measured on the reference settings (REFERENCE.md, chapters 4-9).
+
+These train the reference models (15,000 and 30,000 steps) once per session; they are marked slow
+so they can be selected, and CI runs them.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+from toydiff import metrics
+from toydiff.guidance import DEFAULT_GUIDANCE
+
+pytestmark = pytest.mark.slow
+N, STEPS = 2000, 64
+
+
+def _samples(model, sampler="ddpm", steps=STEPS, seed=1, **kw):
+    return np.asarray(model.sample(jax.random.key(seed), n=N, steps=steps, sampler=sampler, **kw)[-1])
+
+
+def _curve_scores(model, x):
+    curve = model.cloud.curve
+    return metrics.curve_precision(x, curve), metrics.curve_coverage(x, curve)
+
+
+def test_ddpm_lands_on_the_whole_spiral(reference_model):
+    precision, coverage = _curve_scores(reference_model, _samples(reference_model))
+    assert precision >= 0.9 and coverage >= 0.9
+
+
+def test_without_noise_samples_collapse_toward_the_centre(reference_model):
+    m = reference_model
+    _, cov_ddpm = _curve_scores(m, _samples(m))
+    x = _samples(m, "ddpm-nonoise")
+    _, cov_nonoise = _curve_scores(m, x)
+    centre = m.cloud.x.mean(0)
+    assert cov_nonoise < 0.5 * cov_ddpm
+    assert metrics.centroid_distance(x, centre) < metrics.centroid_distance(m.cloud.x, centre)
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["learned", "exact"])
+def test_phase_change_near_t_0_4(reference_model, exact):
+    m = reference_model
+    d = metrics.phase_diagnostic(lambda p, t: np.asarray(m.field(p, t, exact=exact)),
+                                 m.cloud.x, m.cloud.curve)
+    assert 0.3 <= d["t_star"] <= 0.5
+
+
+def test_eps_beats_the_naive_one_step_objective(reference_model, naive_model):
+    key = jax.random.key(5)
+    scores = {}
+    for name, model in (("eps", reference_model), ("naive", naive_model)):
+        x = _samples(model)
+        scores[name] = (metrics.curve_precision(x, model.cloud.curve),
+                        metrics.sliced_wasserstein(key, x, model.cloud.x))
+    assert scores["eps"][0] > scores["naive"][0]
+    assert scores["eps"][1] < scores["naive"][1]
+
+
+def test_ddim_16_steps_matches_ddpm_256_steps(reference_model):
+    ddpm = _curve_scores(reference_model, _samples(reference_model, "ddpm", steps=256))
+    ddim = _curve_scores(reference_model, _samples(reference_model, "ddim", steps=16))
+    assert abs(ddim[0] - ddpm[0]) <= 0.05 and abs(ddim[1] - ddpm[1]) <= 0.05
+
+
+def test_ode_and_sde_marginals_agree_at_intermediate_times(reference_model):
+    m = reference_model
+    key = jax.random.key(2)
+    ode = np.asarray(m.sample(key, n=N, steps=STEPS, sampler="ddim"))
+    sde = np.asarray(m.sample(key, n=N, steps=STEPS, sampler="ddpm"))
+    nonoise = np.asarray(m.sample(key, n=N, steps=STEPS, sampler="ddpm-nonoise"))
+    for i in (STEPS // 2, 3 * STEPS // 4):  # t = 0.5 and 0.25
+        agree = metrics.sliced_wasserstein(key, ode[i], sde[i])
+        spread = np.sqrt(np.mean(np.var(sde[i], axis=0)))
+        assert agree < 0.05 * spread + 0.02
+        # ... while deleting the noise gives a visibly different marginal
+        assert metrics.sliced_wasserstein(key, nonoise[i], sde[i]) > 3 * agree
+
+
+def test_class_accuracy_rises_with_guidance(conditional_model):
+    m = conditional_model
+    acc = {}
+    for w in (0.0, 1.0, DEFAULT_GUIDANCE):
+        acc[w] = [metrics.class_accuracy(_samples(m, label=c, guidance=w), c, m.cloud.x, m.cloud.labels)
+                  for c in range(3)]
+    assert np.mean(acc[0.0]) < 0.5  # unguided samples land in every class
+    assert np.mean(acc[0.0]) < np.mean(acc[1.0]) <= np.mean(acc[DEFAULT_GUIDANCE]) + 0.01
+    assert min(acc[DEFAULT_GUIDANCE]) >= 0.95
+
+
+@pytest.mark.parametrize(("label", "negative"), [(0, 1), (1, 0), (1, 2), (2, 1)])
+def test_negative_class_is_avoided(conditional_model, label, negative):
+    m = conditional_model
+    x = _samples(m, label=label, negative=negative)
+    assert metrics.class_share(x, negative, m.cloud.x, m.cloud.labels) <= 0.02

@@ -1,0 +1,88 @@
+"""``toydiff bench``: how fast the lab is on this machine, on the reference settings.
+
+Every figure is a wall-clock time measured after a warm-up call, so compilation is reported
+separately (``compile_s``) and never mixed into the steady-state numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import time
+
+import jax
+import numpy as np
+
+from toydiff.metrics import grid
+from toydiff.model import REFERENCE, Model
+from toydiff.training import train
+
+
+def machine() -> dict:
+    """A short description of this machine: CPU model, core count, JAX version and backend."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+    }
+
+
+def timed(fn, repeats: int = 5) -> float:
+    """Median seconds of ``fn()`` (blocking on its result) over ``repeats`` runs after a warm-up."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def bench_model(model: Model) -> dict:
+    """Sampling and field timings of a trained model (seconds)."""
+    key = jax.random.key(0)
+    points = grid(30, 1.5)
+    return {
+        "sample_2000x64_s": timed(lambda: model.sample(key, n=2000, steps=64)),
+        "field_frame_30x30_s": timed(lambda: model.field(points, 0.5), repeats=50),
+        "trajectory_256x64_s": timed(lambda: model.sample(key, n=256, steps=64), repeats=20),
+    }
+
+
+def run(steps: int | None = None, progress: bool = True, extra=None) -> dict:
+    """Train the reference model and time the lab's hot paths.
+
+    Args:
+        steps: training steps (default: the reference 15,000).
+        progress: show the training progress bar on stderr.
+        extra: optional callable ``model -> dict`` whose timings are merged into the report
+            (the widgets add their update latency this way).
+
+    Returns:
+        A JSON-ready dict: machine, training figures and timings in seconds.
+    """
+    config = REFERENCE if steps is None else dataclasses.replace(REFERENCE, steps=steps)
+    t0 = time.perf_counter()
+    model = train(config, progress=progress)
+    report = {
+        "machine": machine(),
+        "train_steps": model.steps,
+        "train_wall_s": time.perf_counter() - t0,
+        "train_compile_s": model.timing["compile_s"],
+        "train_after_compile_s": model.timing["train_s"],
+        "train_steps_per_s": model.timing["steps_per_s"],
+    }
+    report.update(bench_model(model))
+    if extra is not None:
+        report.update(extra(model))
+    return report

@@ -1,0 +1,302 @@
+"""The ``toydiff`` command line: train, sample, eval, phase, bench and demo.
+
+The CLI is thin: it parses arguments, calls the library and prints. With ``--json`` a verb prints
+exactly one JSON object on stdout; progress bars and notes go to stderr. A user mistake (a bad
+argument, a missing or malformed file) ends with one line on stderr and exit status 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+import zipfile
+import zlib
+
+import numpy as np
+
+from toydiff.errors import ToydiffError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other toydiff error."""
+
+    def error(self, message):
+        raise ToydiffError(f"{self.prog}: {message} (see --help)")
+
+
+def _emit(args, payload: dict, text: str):
+    """Print the JSON object with --json, else the human-readable text."""
+    if args.json:
+        print(json.dumps(_plain(payload), allow_nan=False))
+    else:
+        print(text)
+
+
+def _plain(value):
+    """Numpy values as plain JSON numbers and lists; NaN and inf become null (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__array__"):
+        return _plain(np.asarray(value).tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _key(seed: int):
+    import jax
+
+    return jax.random.key(seed)
+
+
+def cmd_train(args):
+    from toydiff import data as data_lib
+    from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL
+    from toydiff.training import _check_config, train
+
+    cloud = data_lib.load(args.data)
+    base = REFERENCE_CONDITIONAL if args.labels else REFERENCE
+    changes = {"data": args.data, "seed": args.seed, "process": args.process,
+               "objective": args.objective}
+    if args.labels:
+        if cloud.labels is None:
+            raise ToydiffError(f"--labels needs labelled data, but {args.data!r} has no labels")
+        changes["net"] = dataclasses.replace(base.net, num_classes=cloud.num_classes)
+    if args.batch_size is not None and args.batch_size < 0:
+        raise ToydiffError(f"--batch-size must be 0 (all points) or more, got {args.batch_size}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise ToydiffError(f"--lr must be a positive number, got {args.lr}")
+    if args.sigma_max is not None and not (math.isfinite(args.sigma_max) and args.sigma_max > 0.01):
+        raise ToydiffError(f"--sigma-max must be above sigma_min = 0.01, got {args.sigma_max}")
+    for name in ("steps", "cond_drop", "batch_size", "lr", "sigma_max"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if pathlib.Path(args.out).exists() and not pathlib.Path(args.out).is_dir():
+        raise ToydiffError(f"--out {args.out} is a file; expected a run directory")
+    config = dataclasses.replace(base, **changes)
+    _check_config(config, cloud)  # before the progress bar starts, so an error stays one line
+    model = train(config, cloud, progress=not args.quiet)
+    path = model.save(args.out)
+    payload = {"run": str(path), "steps": model.steps, "final_loss": float(model.losses[-100:].mean()),
+               "interrupted": model.interrupted, **model.timing}
+    _emit(args, payload, f"saved {path} after {model.steps} steps "
+                         f"(loss {payload['final_loss']:.4f}, {model.timing['steps_per_s']:.0f} steps/s)")
+
+
+def cmd_sample(args):
+    import jax
+
+    from toydiff.model import Model
+
+    if args.steps < 1 or args.n < 1:
+        raise ToydiffError(f"--steps and --n must be at least 1, got {args.steps} and {args.n}")
+    model = Model.load(args.run)
+    options = {"eta": args.eta} if args.sampler == "ddim" else {}
+    t0 = time.perf_counter()
+    traj = model.sample(_key(args.seed), n=args.n, steps=args.steps, sampler=args.sampler,
+                        options=options, label=args.label, exact=args.exact,
+                        guidance=args.guidance, negative=args.negative)
+    traj = np.asarray(jax.block_until_ready(traj))
+    seconds = time.perf_counter() - t0
+    arrays = {"x": traj[-1]}
+    if args.trajectory:
+        arrays["trajectory"] = traj
+    if args.label is not None:
+        arrays["label"] = np.int32(model.label_id(args.label))
+        arrays["class_names"] = np.array(model.cloud.class_names)
+    out = pathlib.Path(args.out)
+    if out.suffix != ".npz":  # np.savez would add it; report the file actually written
+        out = out.with_name(out.name + ".npz")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **arrays)
+    except OSError as err:
+        raise ToydiffError(f"cannot write {out}: {err.strerror or err}") from None
+    payload = {"out": str(out), "n": args.n, "steps": args.steps, "sampler": args.sampler,
+               "seconds": seconds, "trajectory": args.trajectory}
+    _emit(args, payload, f"wrote {args.n} samples to {out} ({seconds:.2f} s)")
+
+
+def _read_samples(path: str) -> dict:
+    """The arrays of a ``toydiff sample`` output file; ToydiffError if it is not one."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise ToydiffError(f"no samples file at {path}; make one with `toydiff sample ... --out FILE.npz`")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        reason = " ".join(str(err).split())
+        raise ToydiffError(f"{path} is not a readable .npz file ({reason})") from None
+    x = arrays.get("x")
+    if x is None or x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
+        raise ToydiffError(f"{path} has no array 'x' of shape (n, 2)")
+    if not np.all(np.isfinite(x)):
+        raise ToydiffError(f"{path}: 'x' holds {int((~np.isfinite(x)).any(1).sum())} non-finite rows")
+    return arrays
+
+
+def evaluate(x, cloud, label=None, key=None) -> dict:
+    """The metrics ``toydiff eval`` prints for samples x (n, 2) against a data set.
+
+    Curve metrics use the data's dense curve when it has one, else its points.
+    """
+    import jax
+
+    from toydiff import metrics
+
+    key = jax.random.key(0) if key is None else key
+    out = {
+        "n": int(x.shape[0]),
+        "swd": metrics.sliced_wasserstein(key, x, cloud.x),
+        "energy": metrics.energy_distance(x, cloud.x),
+    }
+    if cloud.curve is not None:
+        out["precision"] = metrics.curve_precision(x, cloud.curve)
+        out["coverage"] = metrics.curve_coverage(x, cloud.curve)
+    else:
+        out["precision"] = metrics.point_precision(x, cloud.x)
+        out["coverage"] = metrics.point_coverage(x, cloud.x)
+    if label is not None:
+        out["label"] = cloud.class_names[label]
+        out["class_accuracy"] = metrics.class_accuracy(x, label, cloud.x, cloud.labels)
+    return out
+
+
+def cmd_eval(args):
+    from toydiff import data as data_lib
+
+    arrays = _read_samples(args.samples)
+    cloud = data_lib.load(args.data)
+    label = None
+    if args.label is not None:
+        label = cloud.label_id(args.label)
+    elif "label" in arrays and cloud.labels is not None:
+        label = int(arrays["label"])
+        if not 0 <= label < cloud.num_classes:
+            raise ToydiffError(f"{args.samples} has label id {label}, but {cloud.name} has "
+                               f"{cloud.num_classes} classes; pass --label NAME")
+    result = evaluate(arrays["x"], cloud, label)
+    text = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
+    _emit(args, result, text)
+
+
+def cmd_phase(args):
+    from toydiff import data as data_lib
+    from toydiff import metrics
+    from toydiff.model import Model
+    from toydiff.oracle import exact_field, point_set_oracle
+    from toydiff.processes import VE
+
+    if args.run is not None:
+        model = Model.load(args.run)
+        cloud = model.cloud
+
+        def field(p, t):
+            return np.asarray(model.field(p, t, exact=args.exact))
+    else:
+        if not args.exact or args.data is None:
+            raise ToydiffError("phase needs --run DIR, or --exact with --data NAME|PATH")
+        cloud = data_lib.load(args.data)
+        oracle = point_set_oracle(VE(), cloud.x)
+
+        def field(p, t):
+            return np.asarray(exact_field(oracle, p, t))
+
+    curve = cloud.curve if cloud.curve is not None else cloud.x
+    d = metrics.phase_diagnostic(field, cloud.x, curve)
+    payload = {"t_star": d["t_star"], "t": d["t"], "cos_centroid": d["cos_centroid"],
+               "cos_curve": d["cos_curve"]}
+    _emit(args, payload, f"t* = {d['t_star']:.3f} (the field switches from the centre to the curve)")
+
+
+def cmd_bench(args):
+    from toydiff import bench
+
+    report = bench.run(steps=args.steps, progress=not args.quiet)
+    lines = [f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in report.items()]
+    _emit(args, report, "\n".join(lines))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The toydiff argument parser, with one sub-command per verb."""
+    from toydiff.objectives import OBJECTIVES
+    from toydiff.samplers import SAMPLERS
+
+    parser = _Parser(prog="toydiff", description="An interactive 2D toy-diffusion lab.")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    def verb(name, fn, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = verb("train", cmd_train, "train a score network on a 2D data set")
+    p.add_argument("--data", default="spiral", help="dataset name or .npy/.csv/.png file")
+    p.add_argument("--steps", type=int, help="training steps (15000; 30000 with --labels)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--process", default="ve", choices=("ve", "vp", "vp-cosine", "flow"))
+    p.add_argument("--objective", default="eps", choices=OBJECTIVES)
+    p.add_argument("--labels", action="store_true", help="train a class-conditional model")
+    p.add_argument("--cond-drop", type=float, help="label dropout for guidance (0.2 with --labels)")
+    p.add_argument("--batch-size", type=int, help="points per step (0 = all)")
+    p.add_argument("--lr", type=float, help="AdamW learning rate (1e-3)")
+    p.add_argument("--sigma-max", type=float, help="VE sigma_max (10; 1 with --labels)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = verb("sample", cmd_sample, "sample a trained run and save the points as .npz")
+    p.add_argument("--run", required=True, help="run directory made by `toydiff train`")
+    p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
+    p.add_argument("--steps", type=int, default=64)
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
+    p.add_argument("--label", help="class to generate (labelled runs)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default 3)")
+    p.add_argument("--negative", help="class to steer away from")
+    p.add_argument("--exact", action="store_true", help="use the exact field of the training data")
+    p.add_argument("--trajectory", action="store_true", help="also save every step")
+    p.add_argument("--out", required=True, help="output .npz file")
+
+    p = verb("eval", cmd_eval, "score samples against a data set")
+    p.add_argument("samples", help=".npz file made by `toydiff sample`")
+    p.add_argument("--data", required=True, help="dataset name or file")
+    p.add_argument("--label", help="class the samples were asked to be")
+
+    p = verb("phase", cmd_phase, "find the phase-change time t* of a field")
+    p.add_argument("--run", help="run directory")
+    p.add_argument("--exact", action="store_true", help="use the exact field")
+    p.add_argument("--data", help="dataset for --exact without --run")
+
+    p = verb("bench", cmd_bench, "time training, sampling and drawing on this machine")
+    p.add_argument("--steps", type=int, help="training steps (15000)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``toydiff`` command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.fn(args)
+    except ToydiffError as err:
+        print(f"toydiff: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("toydiff: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
