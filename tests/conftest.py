@@ -1,13 +1,17 @@
-"""Shared fixtures: processes and trained reference models (trained once per test session)."""
+"""Shared fixtures: processes and the trained reference models.
+
+The models come from ``cached_train``, keyed by config, data and source code, so the tests and the
+notebooks of one CI run (which points TOYDIFF_CACHE at a fresh folder) train each model once.
+"""
 
 import dataclasses
 
 import jax
 import pytest
 
-from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL
+from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG
 from toydiff.processes import VE, VP, Flow
-from toydiff.training import train
+from toydiff.training import cached_train
 
 PROCESSES = {
     "ve": VE(),
@@ -30,16 +34,22 @@ def key():
 @pytest.fixture(scope="session")
 def reference_model():
     """The story's spiral model on the reference settings (15,000 full-batch steps)."""
-    return train(REFERENCE, progress=False)
+    return cached_train(REFERENCE, progress=False)
 
 
 @pytest.fixture(scope="session")
 def naive_model():
     """The same settings, trained on the naive one-step objective."""
-    return train(dataclasses.replace(REFERENCE, objective="naive"), progress=False)
+    return cached_train(dataclasses.replace(REFERENCE, objective="naive"), progress=False)
 
 
 @pytest.fixture(scope="session")
 def conditional_model():
     """The story's 3-class model (30,000 steps, batches of 200, label dropout)."""
-    return train(REFERENCE_CONDITIONAL, progress=False)
+    return cached_train(REFERENCE_CONDITIONAL, progress=False)
+
+
+@pytest.fixture(scope="session")
+def long_model():
+    """The spiral model trained for 30,000 steps (chapter 7)."""
+    return cached_train(REFERENCE_LONG, progress=False)

@@ -85,3 +85,17 @@ def test_unknown_names():
         VP(schedule="quadratic")
     with pytest.raises(ValueError, match="velocity"):
         VE().x0_eps_from(jnp.zeros((1, 2)), 0.5, jnp.zeros((1, 2)), "noise")
+
+
+def test_random_walk_matches_the_closed_form_marginal(process, key):
+    """Chapter 3: the simulated spread of the walk agrees with sigma(t)^2 within 2%."""
+    from toydiff.processes import random_walk
+
+    x0 = jnp.tile(jnp.array([[0.3, -0.5]]), (100_000, 1))
+    ts, paths = random_walk(key, process, x0, steps=100)
+    assert paths.shape == (101, 100_000, 2)
+    for i in (25, 50, 100):
+        a, s = float(process.alpha(ts[i])), float(process.sigma(ts[i]))
+        # pooled over both coordinates: 200,000 draws, a standard error of 0.3%
+        np.testing.assert_allclose(paths[i].var(0).mean(), s**2, rtol=0.02)
+        np.testing.assert_allclose(paths[i].mean(0), a * np.array([0.3, -0.5]), atol=0.02 + 0.02 * s)

@@ -81,3 +81,15 @@ def test_unknown_process_and_objective():
         dataclasses.replace(SMALL, process="sde")
     with pytest.raises(ToydiffError, match="velocity"):
         dataclasses.replace(SMALL, objective="noise")
+
+
+def test_cached_train_trains_once(tmp_path, monkeypatch):
+    from toydiff import training
+
+    monkeypatch.setenv("TOYDIFF_CACHE", str(tmp_path))
+    cfg = dataclasses.replace(SMALL, steps=200)
+    first = training.cached_train(cfg, progress=False)
+    assert len(list(tmp_path.iterdir())) == 1
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again"))
+    again = training.cached_train(cfg, progress=False)
+    assert all(np.array_equal(x, y) for x, y in zip(_leaves(first), _leaves(again), strict=True))

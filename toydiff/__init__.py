@@ -1,1 +1,60 @@
-"""toydiff: an interactive 2D toy-diffusion lab in JAX."""
+"""toydiff: an interactive 2D toy-diffusion lab in JAX.
+
+Train a time-conditioned score network on a 2D point cloud, sample it with DDPM, DDIM or an ODE
+solver, and look at what it learned. The modules, one per concept:
+
+- ``data``: point clouds (the spiral, the labelled spiral, your own files).
+- ``processes``: the forward processes (VE, VP, flow) and the random walk.
+- ``networks``, ``objectives``, ``training``: the model and how it learns.
+- ``samplers``, ``guidance``, ``oracle``: how to generate, steer, and the exact answer.
+- ``metrics``, ``viz``, ``widgets``, ``exercises``, ``demos``: measuring, pictures, the lab.
+
+Typical use::
+
+    import toydiff as td
+    model = td.train(td.REFERENCE)                  # the story's spiral model, ~10 s
+    traj = model.sample(td.key(0), n=256, steps=64)  # (65, 256, 2)
+    td.viz.trajectories(traj, data=model.cloud.x)
+"""
+
+from jax.random import key
+
+from toydiff import (
+    data,
+    exercises,
+    guidance,
+    metrics,
+    networks,
+    objectives,
+    oracle,
+    processes,
+    samplers,
+    viz,
+    widgets,
+)
+from toydiff.errors import ToydiffError
+from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG, Model, TrainConfig
+from toydiff.training import cached_train, train
+
+__all__ = [
+    "REFERENCE",
+    "REFERENCE_CONDITIONAL",
+    "REFERENCE_LONG",
+    "Model",
+    "ToydiffError",
+    "TrainConfig",
+    "cached_train",
+    "data",
+    "exercises",
+    "guidance",
+    "key",
+    "metrics",
+    "networks",
+    "objectives",
+    "oracle",
+    "processes",
+    "samplers",
+    "train",
+    "viz",
+    "widgets",
+]

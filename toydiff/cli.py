@@ -226,6 +226,27 @@ def cmd_bench(args):
     _emit(args, report, "\n".join(lines))
 
 
+def cmd_demo(args):
+    from toydiff import demos
+
+    if (args.name is None) == (not args.all):
+        raise ToydiffError("demo needs either a NAME or --all (not both); names: "
+                           + ", ".join(demos.DEMOS))
+    if args.name is not None and args.name not in demos.DEMOS:  # before any model trains
+        raise ToydiffError(f"unknown demo {args.name!r}; choose one of {', '.join(demos.DEMOS)}")
+    names = demos.HEADLINE if args.all else (args.name,)
+    models = demos.Models.for_quality(args.quick)
+    files = []
+    for name in names:
+        anim = demos.build(name, theme=args.theme, quick=args.quick, models=models)
+        for path in demos.save(anim, name, args.out):
+            files.append({"path": str(path), "bytes": path.stat().st_size,
+                          "frames": demos.frame_count(anim)})
+    text = "\n".join(f"wrote {f['path']} ({f['bytes'] / 1e6:.2f} MB, {f['frames']} frames)"
+                     for f in files)
+    _emit(args, {"files": files}, text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The toydiff argument parser, with one sub-command per verb."""
     from toydiff.objectives import OBJECTIVES
@@ -277,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="run directory")
     p.add_argument("--exact", action="store_true", help="use the exact field")
     p.add_argument("--data", help="dataset for --exact without --run")
+
+    p = verb("demo", cmd_demo, "render lecture animations as GIF and MP4")
+    p.add_argument("name", nargs="?", help="demo to render: forward, phase, noise, ddim, cfg "
+                   "or negative")
+    p.add_argument("--all", action="store_true", help="render every headline demo")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--theme", default="dark", choices=("dark", "light"))
+    p.add_argument("--quick", action="store_true", help="fewer frames and 500-step models")
 
     p = verb("bench", cmd_bench, "time training, sampling and drawing on this machine")
     p.add_argument("--steps", type=int, help="training steps (15000)")

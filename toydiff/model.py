@@ -43,6 +43,9 @@ class TrainConfig:
         batch_size: points per step, drawn with replacement; 0 means the full data set.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
+        ema: decay of the exponential moving average of the weights that the model samples
+            with (0 samples with the raw weights). Averaging removes the jitter that a constant
+            learning rate leaves in the weights, which deterministic samplers are sensitive to.
         seed: seed of the initialisation and of every random draw in training.
         chunk: steps per compiled chunk (progress is reported between chunks).
         net: the network shape.
@@ -59,6 +62,7 @@ class TrainConfig:
     batch_size: int = 0
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    ema: float = 0.999
     seed: int = 0
     chunk: int = 1_000
     net: NetConfig = NetConfig()
@@ -90,6 +94,10 @@ class TrainConfig:
 
 REFERENCE = TrainConfig()
 """The story's unconditional spiral model: VE to sigma_max 10, eps, 15,000 full-batch steps."""
+
+REFERENCE_LONG = dataclasses.replace(REFERENCE, steps=30_000)
+"""The spiral model trained as long as the conditional one, for the DDIM chapter: deterministic
+samplers follow the learned field exactly, so they show its remaining errors more than DDPM does."""
 
 REFERENCE_CONDITIONAL = TrainConfig(
     data="spiral-classes", sigma_max=1.0, labels=True, cond_drop=0.2, steps=30_000,

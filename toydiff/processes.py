@@ -88,10 +88,6 @@ class _Gaussian:
         """Draw from the prior N(0, sigma(t_max)^2 I) that sampling starts from; shape (n, d)."""
         return self.sigma(self.t_max) * jax.random.normal(key, shape)
 
-    def time_grid(self, steps):
-        """Sampling times from t_max down to t_min, shape (steps + 1,)."""
-        return jnp.linspace(self.t_max, self.t_min, steps + 1)
-
     # Conversions. Each takes the noisy point xt (n, d), time t (() or (n,)) and a prediction.
     def x0_from_eps(self, xt, t, eps):
         """x0 = (xt - sigma eps) / alpha."""
@@ -277,6 +273,39 @@ class Flow(_Gaussian):
 
     def prior(self, key, shape):
         return jax.random.normal(key, shape)
+
+
+def random_walk(key, process, x0, steps: int = 100):
+    """Simulate the forward process as a random walk: Brownian motion from the data outward.
+
+    The walk starts at x0 + sigma(0) eps and takes ``steps`` small Gaussian steps on an even grid
+    of t from 0 to 1; step k multiplies by alpha(t_k) / alpha(t_{k-1}) and adds fresh noise of
+    variance sigma(t_k)^2 - (alpha(t_k) / alpha(t_{k-1}))^2 sigma(t_{k-1})^2, so that every
+    point of the walk has exactly the marginal q(x_t | x0).
+
+    Args:
+        key: a PRNG key.
+        process: the forward process.
+        x0: starting points, shape (n, d).
+        steps: number of steps.
+
+    Returns:
+        (ts, paths): the times, shape (steps + 1,), and the walk, shape (steps + 1, n, d).
+    """
+    ts = jnp.linspace(process.t_min, process.t_max, steps + 1)
+    k0, k_walk = jax.random.split(key)
+    start = process.alpha(ts[0]) * x0 + process.sigma(ts[0]) * jax.random.normal(k0, x0.shape)
+
+    def step(x, inputs):
+        k, t_prev, t = inputs
+        ratio = process.alpha(t) / process.alpha(t_prev)
+        var = process.sigma(t) ** 2 - (ratio * process.sigma(t_prev)) ** 2
+        x = ratio * x + jnp.sqrt(jnp.maximum(var, 0.0)) * jax.random.normal(k, x.shape)
+        return x, x
+
+    keys = jax.random.split(k_walk, steps)
+    _, xs = jax.lax.scan(step, start, (keys, ts[:-1], ts[1:]))
+    return ts, jnp.concatenate([start[None], xs], axis=0)
 
 
 def make_process(name: str, **kwargs) -> _Gaussian:

@@ -5,12 +5,15 @@ All samplers share one signature (as in k-diffusion):
     sampler(key, denoiser, process, x_init, steps, **options) -> trajectory (steps + 1, n, d)
 
 where ``denoiser(xt, t) -> (x0_hat, eps_hat)`` is a network, the exact oracle or a guided
-combination, ``x_init`` (n, d) is the starting noise at t = process.t_max, and ``trajectory[0]`` is
-``x_init`` and ``trajectory[-1]`` the samples at t = process.t_min. Every sampler is a single
-``lax.scan``, jitted; the denoiser is a pytree argument, so new parameters do not recompile.
-Step i draws its noise from ``fold_in(key, i)``, so samplers that share a key share their noise.
+combination, ``x_init`` (n, d) is the starting noise at t = process.t_max, ``trajectory[0]`` is
+``x_init`` and ``trajectory[-1]`` the samples. Every sampler is a single ``lax.scan``, jitted; the
+denoiser is a pytree argument, so new parameters do not recompile. Step i draws its noise from
+``fold_in(key, i)``, so samplers that share a key share their noise.
 
-Notation: a = alpha, s = sigma; the step goes from time t to an earlier time r < t.
+The schedule: the model is queried at ``steps`` times evenly spaced from t_max down to t_min
+(``frame_times``), and the last step goes from t_min to clean data (alpha = 1, sigma = 0), as in
+DDPM's Algorithm 2 (no noise at the last step), DDIM (the last step lands on x0_hat) and Karras
+et al. (sigma_N = 0). Each step therefore moves from (a_t, s_t) to (a_r, s_r).
 """
 
 from __future__ import annotations
@@ -23,22 +26,38 @@ import jax.numpy as jnp
 SAMPLERS = ("ddpm", "ddpm-nonoise", "ddim", "euler", "heun", "sde")
 
 
-def _scan(step_fn, x_init, grid, key):
-    """Run step_fn(x, t, r, key_i) over consecutive pairs of the time grid; stack the states."""
+def frame_times(process, steps):
+    """Times at which the denoiser is queried, shape (steps,): t_max down to t_min.
+
+    Frame i of a trajectory is the state at ``frame_times[i]``; the last frame is clean data.
+    """
+    return jnp.linspace(process.t_max, process.t_min, steps)
+
+
+def _schedule(process, steps):
+    """Per-step (t, r, a_t, s_t, a_r, s_r), each of shape (steps,); the last step ends clean."""
+    t = frame_times(process, steps)
+    r = jnp.concatenate([t[1:], t[-1:]])  # the clean end is queried no more; keep r finite
+    last = jnp.arange(steps) == steps - 1
+    a_r = jnp.where(last, 1.0, process.alpha(r))
+    s_r = jnp.where(last, 0.0, process.sigma(r))
+    return t, r, process.alpha(t), process.sigma(t), a_r, s_r
+
+
+def _scan(step_fn, x_init, process, steps, key):
+    """Run step_fn(x, coefs, key_i) over the schedule; returns the trajectory (steps + 1, n, d)."""
 
     def body(x, inputs):
-        i, t, r = inputs
-        x = step_fn(x, t, r, jax.random.fold_in(key, i))
+        i, coefs = inputs
+        x = step_fn(x, coefs, jax.random.fold_in(key, i))
         return x, x
 
-    steps = grid.shape[0] - 1
-    _, xs = jax.lax.scan(body, x_init, (jnp.arange(steps), grid[:-1], grid[1:]))
+    _, xs = jax.lax.scan(body, x_init, (jnp.arange(steps), _schedule(process, steps)))
     return jnp.concatenate([x_init[None], xs], axis=0)
 
 
-def _ddpm_posterior(process, t, r):
+def _ddpm_posterior(a_t, s_t, a_r, s_r):
     """Coefficients of q(x_r | x_t, x0) = N(c_x x_t + c_0 x0, var) for a Gaussian path."""
-    a_t, a_r, s_t, s_r = process.alpha(t), process.alpha(r), process.sigma(t), process.sigma(r)
     a_tr = a_t / a_r
     s2_tr = s_t**2 - a_tr**2 * s_r**2
     return a_tr * s_r**2 / s_t**2, a_r * s2_tr / s_t**2, s2_tr * s_r**2 / s_t**2
@@ -63,15 +82,16 @@ def ddpm(key, denoiser, process, x_init, steps, noise=True):
         Trajectory, shape (steps + 1, n, d).
     """
 
-    def step(x, t, r, k):
-        c_x, c_0, var = _ddpm_posterior(process, t, r)
+    def step(x, coefs, k):
+        t, _, a_t, s_t, a_r, s_r = coefs
+        c_x, c_0, var = _ddpm_posterior(a_t, s_t, a_r, s_r)
         x0_hat, _ = denoiser(x, t)
         mean = c_x * x + c_0 * x0_hat
         if not noise:
             return mean
         return mean + jnp.sqrt(var) * jax.random.normal(k, x.shape, x.dtype)
 
-    return _scan(step, x_init, process.time_grid(steps), key)
+    return _scan(step, x_init, process, steps, key)
 
 
 def ddpm_nonoise(key, denoiser, process, x_init, steps):
@@ -101,31 +121,30 @@ def ddim(key, denoiser, process, x_init, steps, eta=0.0):
         Trajectory, shape (steps + 1, n, d).
     """
 
-    def step(x, t, r, k):
-        a_t, a_r, s_t, s_r = process.alpha(t), process.alpha(r), process.sigma(t), process.sigma(r)
+    def step(x, coefs, k):
+        t, _, a_t, s_t, a_r, s_r = coefs
         c = eta * s_r * jnp.sqrt(jnp.maximum(1 - (a_t * s_r / (a_r * s_t)) ** 2, 0.0))
         x0_hat, eps_hat = denoiser(x, t)
         x_next = a_r * x0_hat + jnp.sqrt(jnp.maximum(s_r**2 - c**2, 0.0)) * eps_hat
         return x_next + c * jax.random.normal(k, x.shape, x.dtype)
 
-    return _scan(step, x_init, process.time_grid(steps), key)
+    return _scan(step, x_init, process, steps, key)
 
 
-def _scaled_sigma(process, t):
-    """sigma / alpha: the noise level in Karras' scaled coordinates y = x / alpha."""
-    return process.sigma(t) / process.alpha(t)
+def _ode_step(denoiser, x, coefs, second_order):
+    """One Euler or Heun step of dy/d(sigma~) = eps_hat, with y = x / a and sigma~ = s / a.
 
-
-def _ode_step(denoiser, process, x, t, r, second_order):
-    """One Euler or Heun step of dy/d(sigma~) = eps_hat, with y = x / alpha and sigma~ = sigma / alpha."""
-    a_t, a_r = process.alpha(t), process.alpha(r)
-    d_sig = _scaled_sigma(process, r) - _scaled_sigma(process, t)
+    The last step (to sigma = 0) is always Euler, as in Karras et al.'s Algorithm 1.
+    """
+    t, r, a_t, s_t, a_r, s_r = coefs
+    d_sig = s_r / a_r - s_t / a_t
     _, d_t = denoiser(x, t)
-    y_next = x / a_t + d_sig * d_t
-    if second_order:
-        _, d_r = denoiser(a_r * y_next, r)
-        y_next = x / a_t + 0.5 * d_sig * (d_t + d_r)
-    return a_r * y_next
+    y_euler = x / a_t + d_sig * d_t
+    if not second_order:
+        return a_r * y_euler
+    _, d_r = denoiser(a_r * y_euler, r)
+    y_heun = x / a_t + 0.5 * d_sig * (d_t + d_r)
+    return a_r * jnp.where(s_r > 0, y_heun, y_euler)
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps"))
@@ -135,14 +154,14 @@ def euler(key, denoiser, process, x_init, steps):
     The ODE dx/dt = a' x0_hat + s' eps_hat is solved in the scaled coordinates y = x / a with
     sigma~ = s / a as the clock, where it reads dy/d(sigma~) = eps_hat. In these coordinates an
     Euler step is exactly a DDIM step (eta = 0), and for the flow process it is also exactly
-    flow matching's Euler step x + dt * v. The key is unused (kept for the common signature).
+    flow matching's Euler step x + dt * v (up to the last step, which lands on x0_hat). The key is unused (kept for the common signature).
     """
     del key
 
-    def step(x, t, r, k):
-        return _ode_step(denoiser, process, x, t, r, second_order=False)
+    def step(x, coefs, k):
+        return _ode_step(denoiser, x, coefs, second_order=False)
 
-    return _scan(step, x_init, process.time_grid(steps), jax.random.key(0))
+    return _scan(step, x_init, process, steps, jax.random.key(0))
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps"))
@@ -153,10 +172,10 @@ def heun(key, denoiser, process, x_init, steps):
     """
     del key
 
-    def step(x, t, r, k):
-        return _ode_step(denoiser, process, x, t, r, second_order=True)
+    def step(x, coefs, k):
+        return _ode_step(denoiser, x, coefs, second_order=True)
 
-    return _scan(step, x_init, process.time_grid(steps), jax.random.key(0))
+    return _scan(step, x_init, process, steps, jax.random.key(0))
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps"))
@@ -178,16 +197,18 @@ def euler_maruyama(key, denoiser, process, x_init, steps, churn=1.0):
         Trajectory, shape (steps + 1, n, d).
     """
 
-    def step(x, t, r, k):
+    def step(x, coefs, k):
+        t, r, _, _, _, s_r = coefs
         x0_hat, eps_hat = denoiser(x, t)
         g2 = churn * process.diffusion_sq(t)
         score = -eps_hat / process.sigma(t)
         velocity = process.dalpha(t) * x0_hat + process.dsigma(t) * eps_hat
         drift = velocity - 0.5 * g2 * score
         dw = jnp.sqrt(t - r) * jax.random.normal(k, x.shape, x.dtype)
-        return x + (r - t) * drift + jnp.sqrt(g2) * dw
+        x_next = x + (r - t) * drift + jnp.sqrt(g2) * dw
+        return jnp.where(s_r > 0, x_next, x0_hat)  # the last step lands on x0_hat
 
-    return _scan(step, x_init, process.time_grid(steps), key)
+    return _scan(step, x_init, process, steps, key)
 
 
 _BY_NAME = {

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
+import os
+import pathlib
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,21 +27,21 @@ from tqdm.auto import tqdm
 
 from toydiff import data as data_lib
 from toydiff.errors import ToydiffError, TrainingError
-from toydiff.model import Model, TrainConfig
+from toydiff.model import REFERENCE, Model, TrainConfig
 from toydiff.networks import init_network
 from toydiff.objectives import loss_fn
 
 
 # No buffer donation: the snapshot handed out after a chunk must stay valid if the next is interrupted.
 @functools.partial(jax.jit, static_argnames=("graphdef", "config", "length"))
-def _run_chunk(params, opt_state, key, start, x, labels, *, graphdef, config, length):
-    """Run ``length`` AdamW steps from step ``start``; returns params, opt_state, losses (length,)."""
+def _run_chunk(params, ema, opt_state, key, start, x, labels, *, graphdef, config, length):
+    """Run ``length`` AdamW steps from ``start``; returns params, ema, opt_state, losses (length,)."""
     opt = _optimizer(config)
     process = config.make_process()
     n = x.shape[0]
 
     def body(carry, i):
-        params, opt_state = carry
+        params, ema, opt_state = carry
         k_batch, k_loss = jax.random.split(jax.random.fold_in(key, start + i))
         xb, lb = x, labels
         if config.batch_size:
@@ -50,10 +54,12 @@ def _run_chunk(params, opt_state, key, start, x, labels, *, graphdef, config, le
             naive_dt=config.naive_dt, cond_drop=config.cond_drop,
         )
         updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        params = optax.apply_updates(params, updates)
+        ema = jax.tree.map(lambda e, p: config.ema * e + (1 - config.ema) * p, ema, params)
+        return (params, ema, opt_state), loss
 
-    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), jnp.arange(length))
-    return params, opt_state, losses
+    carry, losses = jax.lax.scan(body, (params, ema, opt_state), jnp.arange(length))
+    return (*carry, losses)
 
 
 def _optimizer(config: TrainConfig):
@@ -104,6 +110,7 @@ def train_chunks(config: TrainConfig, cloud: data_lib.PointCloud | None = None) 
     cloud = data_lib.load(config.data) if cloud is None else cloud
     _check_config(config, cloud)
     graphdef, params = init_network(config.net, config.seed)
+    ema = params
     opt_state = _optimizer(config).init(params)
     key = jax.random.key(config.seed)
     x = jnp.asarray(cloud.x)
@@ -113,21 +120,21 @@ def train_chunks(config: TrainConfig, cloud: data_lib.PointCloud | None = None) 
     compiled: dict[int, Callable] = {}
     while progress.steps < config.steps:
         length = min(config.chunk, config.steps - progress.steps)
-        args = (params, opt_state, key, jnp.int32(progress.steps), x, labels)
+        args = (params, ema, opt_state, key, jnp.int32(progress.steps), x, labels)
         if length not in compiled:
             t0 = time.perf_counter()
             lowered = _run_chunk.lower(*args, graphdef=graphdef, config=config, length=length)
             compiled[length] = lowered.compile()
             progress.compile_s += time.perf_counter() - t0
         t0 = time.perf_counter()
-        new_params, opt_state, chunk_losses = compiled[length](*args)
+        new_params, ema, opt_state, chunk_losses = compiled[length](*args)
         chunk_losses = np.asarray(chunk_losses)
         progress.train_s += time.perf_counter() - t0
         _check_finite(chunk_losses, progress.steps, config)
         params = new_params
         progress.steps += length
         losses.append(chunk_losses)
-        yield Model(config, graphdef, params, cloud, np.concatenate(losses), _timing(progress))
+        yield Model(config, graphdef, ema if config.ema else params, cloud, np.concatenate(losses), _timing(progress))
 
 
 def _check_finite(chunk_losses: np.ndarray, start: int, config: TrainConfig):
@@ -148,7 +155,7 @@ def _timing(progress: _Progress) -> dict:
 
 
 def train(
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = REFERENCE,
     cloud: data_lib.PointCloud | None = None,
     *,
     progress: bool = True,
@@ -184,4 +191,45 @@ def train(
         print(f"\ninterrupted: keeping the model after {model.steps} steps", file=sys.stderr)
     finally:
         bar.close()
+    return model
+
+
+def cache_dir() -> pathlib.Path:
+    """Where ``cached_train`` keeps models: $TOYDIFF_CACHE, else ~/.cache/toydiff."""
+    root = os.environ.get("TOYDIFF_CACHE") or pathlib.Path.home() / ".cache" / "toydiff"
+    return pathlib.Path(root)
+
+
+def _source_hash() -> str:
+    """A hash of toydiff's own source files, so a cached model never outlives the code."""
+    h = hashlib.sha256()
+    for path in sorted(pathlib.Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def cached_train(config: TrainConfig = REFERENCE, *, progress: bool = True) -> Model:
+    """Train once, then load the same model from the local cache on later calls.
+
+    Nothing is downloaded: the first call trains on this machine and saves the run atomically.
+    The cache key covers the config, the data fingerprint and toydiff's source code.
+
+    Args:
+        config: the training settings (default: the reference spiral model).
+        progress: show the progress bar when training.
+
+    Returns:
+        The trained ``Model``.
+    """
+    cloud = data_lib.load(config.data)
+    blob = json.dumps([config.to_dict(), cloud.fingerprint(), _source_hash()], sort_keys=True)
+    directory = cache_dir() / hashlib.sha256(blob.encode()).hexdigest()[:16]
+    if (directory / "run.toydiff").exists():
+        try:
+            return Model.load(directory)
+        except ToydiffError:
+            pass  # a damaged cache entry is simply trained again
+    model = train(config, cloud, progress=progress)
+    if not model.interrupted:
+        model.save(directory)
     return model
