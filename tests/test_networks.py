@@ -9,12 +9,12 @@ from toydiff.networks import CONDITIONAL, NetConfig, ScoreMLP, init_network, tim
 
 def test_reference_widths():
     net = ScoreMLP(NetConfig(), rngs=nnx.Rngs(0))
-    widths = [layer.kernel.value.shape[1] for layer in net.layers]
+    widths = [layer.kernel.shape[1] for layer in net.layers]
     assert widths == [16, 128, 128, 128, 128, 16]
-    assert net.head.kernel.value.shape == (16, 2)
+    assert net.head.kernel.shape == (16, 2)
     cond = ScoreMLP(CONDITIONAL, rngs=nnx.Rngs(0))
-    assert [layer.kernel.value.shape[1] for layer in cond.layers] == [16, 128, 256, 128, 16]
-    assert cond.class_embed.embedding.value.shape == (4, 4)  # 3 classes + the null class
+    assert [layer.kernel.shape[1] for layer in cond.layers] == [16, 128, 256, 128, 16]
+    assert cond.class_embed.embedding.shape == (4, 4)  # 3 classes + the null class
 
 
 @pytest.mark.parametrize("t", [0.3, np.linspace(0, 1, 7)])

@@ -169,3 +169,18 @@ def test_new_data_does_not_recompile(key):
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="ddpm, ddpm-nonoise, ddim, euler, heun, sde"):
         get_sampler("dpm++")
+
+
+def test_starting_part_way_uses_the_later_part_of_the_schedule(key):
+    """From t_start the schedule is t_start -> t_min -> clean, without recompiling per t_start."""
+    process = VE()
+    oracle = point_set_oracle(process, data.spiral().x)
+    x = process.prior(key, (4, 2)) * 0.05
+    full = ddim(key, oracle, process, x, 8, eta=0.0, t_start=jnp.float32(process.t_max))
+    np.testing.assert_allclose(full, ddim(key, oracle, process, x, 8, eta=0.0), atol=1e-6)
+    size = ddim._cache_size()
+    part = ddim(key, oracle, process, x, 8, eta=0.0, t_start=jnp.float32(0.4))
+    assert ddim._cache_size() == size
+    times = np.asarray(frame_times(process, 8, 0.4))
+    np.testing.assert_allclose(times[[0, -1]], [0.4, process.t_min], atol=1e-6)
+    assert not np.allclose(part[-1], full[-1])

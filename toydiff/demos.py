@@ -165,7 +165,7 @@ def forward(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimati
         models: the demo models; only the reference config (data, process) is used, so nothing
             is trained.
         theme: ``"dark"`` or ``"light"``.
-        quick: 13 frames instead of 49.
+        quick: 7 frames instead of 49.
 
     Returns:
         A one-panel FuncAnimation over [-3, 3]^2; t (0 to 0.75) and sigma in the corner.
@@ -173,7 +173,7 @@ def forward(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimati
     config = models.reference_config
     process = config.make_process()
     x0 = data_lib.load(config.data).x  # (100, 2)
-    steps = FORWARD_STEPS // 4 if quick else FORWARD_STEPS
+    steps = FORWARD_STEPS // 8 if quick else FORWARD_STEPS
     ts, paths = random_walk(jax.random.key(0), process, jnp.asarray(x0), steps)
     shown = np.asarray(ts) <= FORWARD_T_END + 1e-6
     ts, paths = np.asarray(ts)[shown], np.asarray(paths)[shown]  # (T,), (T, 100, 2)
@@ -193,13 +193,13 @@ def phase(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation
     Args:
         models: the demo models (uses ``reference``).
         theme: ``"dark"`` or ``"light"``.
-        quick: 10 frames instead of 50.
+        quick: 8 frames instead of 50.
 
     Returns:
         A one-panel FuncAnimation with t and sigma in the title.
     """
     model = models.reference
-    ts = np.linspace(1.0, 0.0, 10 if quick else 50)
+    ts = np.linspace(1.0, 0.0, 8 if quick else 50)
     grid = metrics.grid(30, viz.LIM)  # (900, 2)
     fields = np.stack([np.asarray(model.field(grid, float(t))) for t in ts])  # (T, 900, 2)
     anim = viz.animate_field(grid, fields, ts, data=model.cloud.x, theme=theme)
@@ -217,13 +217,13 @@ def noise(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation
     Args:
         models: the demo models (uses ``reference``).
         theme: ``"dark"`` or ``"light"``.
-        quick: 64 points and 16 steps instead of 256 and 64.
+        quick: 64 points and 12 steps instead of 256 and 64.
 
     Returns:
         A two-panel FuncAnimation with tails, from the first step where the cloud fits the view.
     """
     model = models.reference
-    n, steps = (64, 16) if quick else (256, 64)
+    n, steps = (64, 12) if quick else (256, 64)
     runs = _trajectories(model, [{"sampler": "ddpm"}, {"sampler": "ddpm-nonoise"}], n, steps, 1)
     start = _visible_from(model.process, steps)
     titles = [_coverage_title(name, run[-1], model.cloud)
@@ -241,13 +241,13 @@ def ddim(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation:
     Args:
         models: the demo models (uses ``long``, as the chapter-7 check does).
         theme: ``"dark"`` or ``"light"``.
-        quick: 64 points, 4 DDIM and 16 DDPM steps instead of 256, 16 and 64.
+        quick: 64 points, 4 DDIM and 12 DDPM steps instead of 256, 16 and 64.
 
     Returns:
         A two-panel FuncAnimation with tails and coverage in the titles.
     """
     model = models.long
-    n, fast, slow = (64, 4, 16) if quick else (256, 16, 64)
+    n, fast, slow = (64, 4, 12) if quick else (256, 16, 64)
     ddim_run, ddpm_run = _trajectories(
         model, [{"sampler": "ddim", "steps": fast}, {"sampler": "ddpm", "steps": slow}], n, slow, 2
     )
@@ -273,13 +273,13 @@ def cfg(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation:
     Args:
         models: the demo models (uses ``conditional``).
         theme: ``"dark"`` or ``"light"``.
-        quick: 6 weights, 32 points per class and 16 steps instead of 30, 100 and 64.
+        quick: 6 weights, 32 points per class and 12 steps instead of 30, 100 and 64.
 
     Returns:
         A one-panel FuncAnimation with w in the title, points coloured by class.
     """
     model = models.conditional
-    n_w, n, steps = (6, 32, 16) if quick else (30, 100, 64)
+    n_w, n, steps = (6, 32, 12) if quick else (30, 100, 64)
     cloud = model.cloud
     ws = CFG_W_MAX * np.linspace(0.0, 1.0, n_w) ** 2  # denser at small w, where classes separate
     labels = np.repeat(np.arange(cloud.num_classes), n)  # (classes * n,)
@@ -308,14 +308,14 @@ def negative(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimat
     Args:
         models: the demo models (uses ``conditional``).
         theme: ``"dark"`` or ``"light"``.
-        quick: 64 points and 16 steps instead of 256 and 64.
+        quick: 64 points and 12 steps instead of 256 and 64.
 
     Returns:
         A two-panel FuncAnimation with tails.
     """
     model = models.conditional
     cloud = model.cloud
-    n, steps = (64, 16) if quick else (256, 64)
+    n, steps = (64, 12) if quick else (256, 64)
     people, dogs = cloud.label_id("people"), cloud.label_id("dogs")
     runs = _trajectories(model, [{"label": "dogs"}, {"label": "dogs", "negative": "people"}],
                          n, steps, 3)

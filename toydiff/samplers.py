@@ -10,7 +10,8 @@ combination, ``x_init`` (n, d) is the starting noise at t = process.t_max, ``tra
 denoiser is a pytree argument, so new parameters do not recompile. Step i draws its noise from
 ``fold_in(key, i)``, so samplers that share a key share their noise.
 
-The schedule: the model is queried at ``steps`` times evenly spaced from t_max down to t_min
+The schedule: the model is queried at ``steps`` times evenly spaced from t_max (or an optional,
+traced ``t_start``: start part-way, from a point that is only partly noisy) down to t_min
 (``frame_times``), and the last step goes from t_min to clean data (alpha = 1, sigma = 0), as in
 DDPM's Algorithm 2 (no noise at the last step), DDIM (the last step lands on x0_hat) and Karras
 et al. (sigma_N = 0). Each step therefore moves from (a_t, s_t) to (a_r, s_r).
@@ -26,17 +27,18 @@ import jax.numpy as jnp
 SAMPLERS = ("ddpm", "ddpm-nonoise", "ddim", "euler", "heun", "sde")
 
 
-def frame_times(process, steps):
-    """Times at which the denoiser is queried, shape (steps,): t_max down to t_min.
+def frame_times(process, steps, t_start=None):
+    """Times at which the denoiser is queried, shape (steps,): t_start (default t_max) to t_min.
 
     Frame i of a trajectory is the state at ``frame_times[i]``; the last frame is clean data.
     """
-    return jnp.linspace(process.t_max, process.t_min, steps)
+    t_start = process.t_max if t_start is None else t_start
+    return jnp.linspace(t_start, process.t_min, steps)
 
 
-def _schedule(process, steps):
+def _schedule(process, steps, t_start=None):
     """Per-step (t, r, a_t, s_t, a_r, s_r), each of shape (steps,); the last step ends clean."""
-    t = frame_times(process, steps)
+    t = frame_times(process, steps, t_start)
     r = jnp.concatenate([t[1:], t[-1:]])  # the clean end is queried no more; keep r finite
     last = jnp.arange(steps) == steps - 1
     a_r = jnp.where(last, 1.0, process.alpha(r))
@@ -44,7 +46,7 @@ def _schedule(process, steps):
     return t, r, process.alpha(t), process.sigma(t), a_r, s_r
 
 
-def _scan(step_fn, x_init, process, steps, key):
+def _scan(step_fn, x_init, process, steps, key, t_start=None):
     """Run step_fn(x, coefs, key_i) over the schedule; returns the trajectory (steps + 1, n, d)."""
 
     def body(x, inputs):
@@ -52,7 +54,7 @@ def _scan(step_fn, x_init, process, steps, key):
         x = step_fn(x, coefs, jax.random.fold_in(key, i))
         return x, x
 
-    _, xs = jax.lax.scan(body, x_init, (jnp.arange(steps), _schedule(process, steps)))
+    _, xs = jax.lax.scan(body, x_init, (jnp.arange(steps), _schedule(process, steps, t_start)))
     return jnp.concatenate([x_init[None], xs], axis=0)
 
 
@@ -64,7 +66,7 @@ def _ddpm_posterior(a_t, s_t, a_r, s_r):
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps", "noise"))
-def ddpm(key, denoiser, process, x_init, steps, noise=True):
+def ddpm(key, denoiser, process, x_init, steps, noise=True, t_start=None):
     """Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), for any Gaussian path.
 
     Each step draws x_r from the posterior q(x_r | x_t, x0 = x0_hat): its mean, plus fresh noise
@@ -91,19 +93,19 @@ def ddpm(key, denoiser, process, x_init, steps, noise=True):
             return mean
         return mean + jnp.sqrt(var) * jax.random.normal(k, x.shape, x.dtype)
 
-    return _scan(step, x_init, process, steps, key)
+    return _scan(step, x_init, process, steps, key, t_start)
 
 
-def ddpm_nonoise(key, denoiser, process, x_init, steps):
+def ddpm_nonoise(key, denoiser, process, x_init, steps, t_start=None):
     """DDPM with the noise term deleted: each step moves to the posterior mean only.
 
     Samples collapse toward the data's mean: the chapter-6 point. Same arguments as ``ddpm``.
     """
-    return ddpm(key, denoiser, process, x_init, steps, noise=False)
+    return ddpm(key, denoiser, process, x_init, steps, noise=False, t_start=t_start)
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps"))
-def ddim(key, denoiser, process, x_init, steps, eta=0.0):
+def ddim(key, denoiser, process, x_init, steps, eta=0.0, t_start=None):
     """DDIM (Song, Meng & Ermon 2021, eq. 12) generalised to any Gaussian path.
 
     x_r = a_r x0_hat + sqrt(s_r^2 - c^2) eps_hat + c z, with
@@ -128,7 +130,7 @@ def ddim(key, denoiser, process, x_init, steps, eta=0.0):
         x_next = a_r * x0_hat + jnp.sqrt(jnp.maximum(s_r**2 - c**2, 0.0)) * eps_hat
         return x_next + c * jax.random.normal(k, x.shape, x.dtype)
 
-    return _scan(step, x_init, process, steps, key)
+    return _scan(step, x_init, process, steps, key, t_start)
 
 
 def _ode_step(denoiser, x, coefs, second_order):
@@ -148,24 +150,25 @@ def _ode_step(denoiser, x, coefs, second_order):
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps"))
-def euler(key, denoiser, process, x_init, steps):
+def euler(key, denoiser, process, x_init, steps, t_start=None):
     """Euler's method on the probability-flow ODE (Karras et al. 2022, eq. 4 and Algorithm 1).
 
     The ODE dx/dt = a' x0_hat + s' eps_hat is solved in the scaled coordinates y = x / a with
     sigma~ = s / a as the clock, where it reads dy/d(sigma~) = eps_hat. In these coordinates an
     Euler step is exactly a DDIM step (eta = 0), and for the flow process it is also exactly
-    flow matching's Euler step x + dt * v (up to the last step, which lands on x0_hat). The key is unused (kept for the common signature).
+    flow matching's Euler step x + dt * v (up to the last step, which lands on x0_hat).
+    The key is unused (kept for the common signature).
     """
     del key
 
     def step(x, coefs, k):
         return _ode_step(denoiser, x, coefs, second_order=False)
 
-    return _scan(step, x_init, process, steps, jax.random.key(0))
+    return _scan(step, x_init, process, steps, jax.random.key(0), t_start)
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps"))
-def heun(key, denoiser, process, x_init, steps):
+def heun(key, denoiser, process, x_init, steps, t_start=None):
     """Heun's second-order method on the probability-flow ODE (Karras et al. 2022, Algorithm 1).
 
     Same coordinates as ``euler``; two denoiser calls per step. The key is unused.
@@ -175,11 +178,11 @@ def heun(key, denoiser, process, x_init, steps):
     def step(x, coefs, k):
         return _ode_step(denoiser, x, coefs, second_order=True)
 
-    return _scan(step, x_init, process, steps, jax.random.key(0))
+    return _scan(step, x_init, process, steps, jax.random.key(0), t_start)
 
 
 @functools.partial(jax.jit, static_argnames=("process", "steps"))
-def euler_maruyama(key, denoiser, process, x_init, steps, churn=1.0):
+def euler_maruyama(key, denoiser, process, x_init, steps, churn=1.0, t_start=None):
     """Euler-Maruyama on the reverse-time SDE dx = [u - g^2/2 score] dt + g dW (Song et al. 2021).
 
     u is the probability-flow velocity and g^2 = churn * d sigma^2/dt. Every g gives the same
@@ -208,7 +211,7 @@ def euler_maruyama(key, denoiser, process, x_init, steps, churn=1.0):
         x_next = x + (r - t) * drift + jnp.sqrt(g2) * dw
         return jnp.where(s_r > 0, x_next, x0_hat)  # the last step lands on x0_hat
 
-    return _scan(step, x_init, process, steps, key)
+    return _scan(step, x_init, process, steps, key, t_start)
 
 
 _BY_NAME = {

@@ -485,7 +485,7 @@ def update_vector_field(quiver, vectors, normalize: bool = True) -> Quiver:
     return q
 
 
-def _tail_segments(paths: np.ndarray, i: int, tail: int, rgba: np.ndarray, alpha=0.7):
+def tail_segments(paths: np.ndarray, i: int, tail: int, rgba: np.ndarray, alpha=0.7):
     """Segments of the last `tail` steps before frame i, fading with age.
 
     Args:
@@ -538,7 +538,7 @@ def trajectories(
     _draw_data(ax, data, theme)
     rgba = _point_colors(None, traj.shape[1], theme)
     if tail > 0 and len(traj) > 1:
-        segs, colors = _tail_segments(traj, len(traj) - 1, tail, rgba)
+        segs, colors = tail_segments(traj, len(traj) - 1, tail, rgba)
         ax.add_collection(LineCollection(segs, colors=colors, linewidths=1.0, zorder=2))
     ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=10, c=rgba, lw=0, zorder=3)
     if highlight is not None:
@@ -811,7 +811,7 @@ def _point_panel(ax: Axes, run: np.ndarray, rgba: np.ndarray, tail: int) -> Call
         i = min(i, len(run) - 1)  # a shorter run holds its last frame
         dots.set_offsets(run[i])
         if trail is not None:
-            segs, colors = _tail_segments(run, i, tail, rgba)
+            segs, colors = tail_segments(run, i, tail, rgba)
             trail.set_segments(segs)
             trail.set_color(colors)
 

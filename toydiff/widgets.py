@@ -15,8 +15,8 @@ pyplot) and freezes its layout. The artists that change are marked animated: a f
 background, and each update restores that background, moves the animated artists in place
 (``set_UVC``, ``set_offsets``, ``set_segments``, ``set_data``), draws only them (blitting), and
 encodes the canvas as PNG bytes for an ``ipywidgets.Image(format="png")``. This works in every
-Jupyter front end, needs no matplotlib widget backend, and costs ~20 ms per 400 x 400 px frame
-on 2 cores (a full ``print_png`` costs ~40 ms).
+Jupyter front end, needs no matplotlib widget backend, and costs ~20 ms per 400 x 400 px
+quiver frame on 2 cores (a full ``print_png`` costs ~40 ms).
 
 How a click becomes a data point. ``ipyevents`` watches clicks on the Image and reports
 ``dataX, dataY``: the pixel of the PNG under the mouse, origin top-left and y down, already
@@ -38,7 +38,6 @@ initial t.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import time
 
@@ -262,7 +261,7 @@ class FieldExplorer(_Explorer):
 
     Controls: ``t`` (FloatSlider 0..1), ``mode`` (ToggleButtons learned / exact / both). A click on
     the picture, or ``click(x, y)``, draws the probability-flow (DDIM, eta = 0) path of that point
-    from the current t down to t_min in each panel; moving t or the mode clears it.
+    from the current t down to clean data in each panel; moving t or the mode clears it.
 
     Attributes:
         paths: ``{"learned" | "exact": (PATH_STEPS + 1, 2) path}`` of the last click.
@@ -274,7 +273,7 @@ class FieldExplorer(_Explorer):
         _check_range("t", t, 0.0, 1.0)
         super().__init__(theme)
         self.model, self.process = model, model.process
-        self.grid = metrics.grid(n, viz.LIM)  # (n * n, 2)
+        self.n, self.grid = n, metrics.grid(n, viz.LIM)  # (n * n, 2)
         self._denoisers = {"learned": model.denoiser(), "exact": model.denoiser(exact=True)}
         self.t = widgets.FloatSlider(
             value=t,
@@ -322,6 +321,8 @@ class FieldExplorer(_Explorer):
                 cloud.x,
                 cloud.curve,
                 ts=ts,
+                n=self.n,
+                lim=viz.LIM,
             )
         return out
 
@@ -346,21 +347,22 @@ class FieldExplorer(_Explorer):
         self._adopt(fig, dynamic)
 
     def _title(self, kind: str) -> str:
+        """Panel title, e.g. "learned field, t = 0.50"."""
         return f"{kind} field, t = {self._time():.2f}"
 
     def _path(self, kind: str, point: np.ndarray) -> np.ndarray:
-        """The DDIM (eta = 0) path of point (1, 2) from the current t to t_min: (k, 2)."""
+        """The DDIM (eta = 0) path of point (1, 2) from the current t to clean data: (k, 2)."""
         t = self._time()
         if t <= self.process.t_min:
             return np.asarray(point, np.float32).reshape(1, 2)
-        process = dataclasses.replace(self.process, t_max=t)
         traj = samplers.ddim(
             jax.random.key(0),
             self._denoisers[kind],
-            process,
+            self.process,
             jnp.asarray(point, jnp.float32),
             PATH_STEPS,
             eta=0.0,
+            t_start=jnp.float32(t),  # traced: a click at a new t does not recompile
         )
         return np.asarray(traj[:, 0])
 
@@ -371,7 +373,8 @@ class FieldExplorer(_Explorer):
             x, y: the starting point in data coordinates.
 
         Returns:
-            ``{kind: (PATH_STEPS + 1, 2) path}``; each path starts at (x, y) and ends at t_min.
+            ``{kind: (PATH_STEPS + 1, 2) path}``; each path starts at (x, y) and ends on clean
+            data (a single point when t is already t_min).
         """
         t0 = time.perf_counter()
         point = np.array([[x, y]], np.float32)
@@ -615,7 +618,7 @@ class SamplerExplorer(_Explorer):
 
     def _draw(self) -> None:
         traj, i = self.trajectory, min(self.frame.value, len(self.trajectory) - 1)
-        segs, colors = viz._tail_segments(traj, i, TAIL, self._rgba)  # viz's fading-tail style
+        segs, colors = viz.tail_segments(traj, i, TAIL, self._rgba)  # viz's fading-tail style
         self._tails.set_segments(segs)
         self._tails.set_color(colors)
         self._dots.set_offsets(traj[i])
@@ -698,7 +701,7 @@ class GuidanceExplorer(_Explorer):
 
     NONE = "none"
 
-    def __init__(self, model, label="cats", w=3.0, negative=None, n=500, steps=64, theme=None):
+    def __init__(self, model, label="cats", w=3.0, negative=None, n=250, steps=64, theme=None):
         cloud = model.cloud
         if not model.config.labels or cloud.labels is None:
             raise ToydiffError(
@@ -801,7 +804,7 @@ class GuidanceExplorer(_Explorer):
 
 
 def guidance_explorer(
-    model: Model, label="cats", w=3.0, negative=None, n=500, steps=64, theme=None
+    model: Model, label="cats", w=3.0, negative=None, n=250, steps=64, theme=None
 ) -> GuidanceExplorer:
     """Classifier-free guidance and negative classes on a class-conditional model (ch. 8 and 9).
 
@@ -848,7 +851,7 @@ class ForwardExplorer(_Explorer):
     """
 
     def __init__(
-        self, cloud=None, process=None, t=0.3, n_walkers=200, steps=100, seed=0, theme=None
+        self, cloud=None, process=None, t=0.3, n_walkers=2000, steps=100, seed=0, theme=None
     ):
         _check_range("t", t, 0.0, 1.0)
         if n_walkers < 2 or steps < 1:
@@ -901,7 +904,7 @@ class ForwardExplorer(_Explorer):
 
     def _draw(self) -> None:
         k = self.step
-        segs, colors = viz._tail_segments(self.paths, k, TAIL, self._rgba)
+        segs, colors = viz.tail_segments(self.paths, k, TAIL, self._rgba)
         self._tails.set_segments(segs)
         self._tails.set_color(colors)
         self._dots.set_offsets(self.paths[k])
@@ -918,7 +921,7 @@ class ForwardExplorer(_Explorer):
 
 
 def forward_explorer(
-    cloud=None, process=None, t=0.3, n_walkers=200, steps=100, seed=0, theme=None
+    cloud=None, process=None, t=0.3, n_walkers=2000, steps=100, seed=0, theme=None
 ) -> ForwardExplorer:
     """Forward diffusion as Brownian motion, with the chapter-3 variance check.
 
