@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 import platform
 import time
 
 import jax
 import numpy as np
 
+from toydiff.errors import ToydiffError
 from toydiff.metrics import grid
 from toydiff.model import REFERENCE, Model
 from toydiff.training import train
@@ -59,18 +61,42 @@ def bench_model(model: Model) -> dict:
     }
 
 
-def run(steps: int | None = None, progress: bool = True, extra=None) -> dict:
+def time_notebooks(directory) -> dict:
+    """Run every notebook in ``directory`` top to bottom; seconds per notebook and in total.
+
+    Chapter 0's check (the tour runs in under 60 s) and the 5-minute budget for all notebooks
+    are measured here. Needs the test extras (nbclient, ipykernel).
+    """
+    try:
+        import nbclient
+        import nbformat
+    except ImportError as err:
+        raise ToydiffError("timing notebooks needs the test extras: pip install -e '.[test]'") from err
+    paths = sorted(pathlib.Path(directory).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise ToydiffError(f"no chapter notebooks (NN_name.ipynb) in {directory}")
+    times = {}
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.perf_counter()
+        nbclient.NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+        times[path.stem] = time.perf_counter() - t0
+    return {"notebooks_s": times, "notebooks_total_s": sum(times.values())}
+
+
+def run(steps: int | None = None, progress: bool = True, notebooks=None) -> dict:
     """Train the reference model and time the lab's hot paths.
 
     Args:
         steps: training steps (default: the reference 15,000).
         progress: show the training progress bar on stderr.
-        extra: optional callable ``model -> dict`` whose timings are merged into the report
-            (the widgets add their update latency this way).
+        notebooks: a folder of chapter notebooks to run and time as well (optional).
 
     Returns:
         A JSON-ready dict: machine, training figures and timings in seconds.
     """
+    from toydiff.widgets import bench_widgets
+
     config = REFERENCE if steps is None else dataclasses.replace(REFERENCE, steps=steps)
     t0 = time.perf_counter()
     model = train(config, progress=progress)
@@ -83,6 +109,7 @@ def run(steps: int | None = None, progress: bool = True, extra=None) -> dict:
         "train_steps_per_s": model.timing["steps_per_s"],
     }
     report.update(bench_model(model))
-    if extra is not None:
-        report.update(extra(model))
+    report.update(bench_widgets(model))
+    if notebooks is not None:
+        report.update(time_notebooks(notebooks))
     return report

@@ -221,7 +221,7 @@ def cmd_phase(args):
 def cmd_bench(args):
     from toydiff import bench
 
-    report = bench.run(steps=args.steps, progress=not args.quiet)
+    report = bench.run(steps=args.steps, progress=not args.quiet, notebooks=args.notebooks)
     lines = [f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in report.items()]
     _emit(args, report, "\n".join(lines))
 
@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("bench", cmd_bench, "time training, sampling and drawing on this machine")
     p.add_argument("--steps", type=int, help="training steps (15000)")
+    p.add_argument("--notebooks", metavar="DIR", help="also run and time the notebooks in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
