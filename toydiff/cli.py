@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
     p.add_argument("--label", help="class to generate (labelled runs)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default 3)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default 3; 1.25 with --negative)")
     p.add_argument("--negative", help="class to steer away from")
     p.add_argument("--exact", action="store_true", help="use the exact field of the training data")
     p.add_argument("--trajectory", action="store_true", help="also save every step")

@@ -12,9 +12,10 @@ ffmpeg bundled with imageio-ffmpeg); ``render_all`` writes the six headline demo
 - ``cfg``: the three classes sampled at guidance weights w from 0 to 5, same noise (chapter 8);
 - ``negative``: "dogs" with and without the negative class "people" (chapter 9).
 
-Models are trained once and then loaded from ``training.cached_train``'s cache; ``quick=True``
-uses 500-step models and fewer frames and points, for tests. Frames are 360 px per panel at
-15 fps or slower, so every file stays under ~2 MB.
+The three models (the reference spiral, the same trained 30,000 steps for the DDIM chapter, and
+the 3-class model) are trained once and then loaded from ``training.cached_train``'s cache;
+``quick=True`` uses 500-step models and fewer frames and points, for tests. Frames are 360 px
+per panel at 15 fps or slower, so every file stays under ~2 MB.
 
 Example: ``toydiff demo --all --out assets``, or ``demos.render("cfg", "out")``.
 """
@@ -36,7 +37,7 @@ from matplotlib.animation import FuncAnimation
 from toydiff import data as data_lib
 from toydiff import metrics, viz
 from toydiff.errors import ToydiffError
-from toydiff.guidance import DEFAULT_GUIDANCE
+from toydiff.guidance import DEFAULT_NEGATIVE_GUIDANCE
 from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG, Model, TrainConfig
 from toydiff.processes import random_walk
 from toydiff.samplers import frame_times
@@ -298,12 +299,12 @@ def cfg(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation:
 
 
 def negative(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation:
-    """Guidance toward "dogs", plain and with the negative class "people" (chapter 9).
+    """Unguided samples beside "dogs" steered away from the negative class "people" (chapter 9).
 
-    Both runs start from the same noise and use the default w. The negative class replaces the
-    unconditional prediction, eps = eps_people + w (eps_dogs - eps_people), so the samples are
-    pushed away from the inner (people) arc, drawn in its class colour, from the first steps on;
-    a large w pushes them on past the dogs arc. The titles give where the samples land.
+    Both runs start from the same noise. Unguided (w = 0), about a third of the samples land on
+    the inner (people) arc, drawn in its class colour. With the negative class replacing the
+    unconditional prediction, eps = eps_people + w (eps_dogs - eps_people) at the default negative
+    weight, they are pushed away from it from the first steps on. Titles give where samples land.
 
     Args:
         models: the demo models (uses ``conditional``).
@@ -317,18 +318,17 @@ def negative(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimat
     cloud = model.cloud
     n, steps = (64, 12) if quick else (256, 64)
     people, dogs = cloud.label_id("people"), cloud.label_id("dogs")
-    runs = _trajectories(model, [{"label": "dogs"}, {"label": "dogs", "negative": "people"}],
-                         n, steps, 3)
-    titles = [f"{name}\n{_landing(run[-1], cloud)}"
-              for name, run in zip(("dogs", "dogs, negative people"), runs, strict=True)]
+    runs = _trajectories(model, [{"label": "dogs", "guidance": 0.0},
+                                 {"label": "dogs", "negative": "people"}], n, steps, 3)
+    names = ("unguided (w = 0)", f"dogs, negative people (w = {DEFAULT_NEGATIVE_GUIDANCE:g})")
+    titles = [f"{name}\n{_landing(run[-1], cloud)}" for name, run in zip(names, runs, strict=True)]
     anim = viz.animate_points(runs, data=cloud.x, labels=np.full(n, dogs),
                               class_names=cloud.class_names, titles=titles, tail=4, theme=theme)
     arc = cloud.x[cloud.labels == people]
     for ax in anim._fig.axes:  # the negative class, in its colour, under the moving points
         ax.scatter(*arc.T, s=14, c=viz.palette(theme)["classes"][people], alpha=0.6, lw=0,
                    zorder=1)
-    corner = _time_labels(model.process, steps, suffix=f"  (w = {DEFAULT_GUIDANCE:g})")
-    return _caption(anim, corner=corner)
+    return _caption(anim, corner=_time_labels(model.process, steps))
 
 
 def _landing(x, cloud) -> str:

@@ -28,6 +28,22 @@ import jax.numpy as jnp
 DEFAULT_GUIDANCE = 3.0
 """The default w of the lab's class-conditional sampling."""
 
+DEFAULT_NEGATIVE_GUIDANCE = 1.25
+"""The default w when a negative class replaces the unconditional prediction.
+
+The guided field is f_c + (w - 1)(f_c - f_neg). A negative class sits much farther from the target
+than the unconditional average does, and near the data its field is strong, so the same w pushes
+far harder: on the spiral, w = 3 with a negative throws the samples past the target arc (steering
+"dogs" away from "people" lands on "cats"). A weight just above 1 already keeps every sample out
+of the negative class while staying on the target's arc.
+"""
+
+
+def default_weight(negative) -> float:
+    """The default guidance weight: ``DEFAULT_GUIDANCE``, or ``DEFAULT_NEGATIVE_GUIDANCE`` when a
+    negative class is given."""
+    return DEFAULT_GUIDANCE if negative is None else DEFAULT_NEGATIVE_GUIDANCE
+
 
 @functools.partial(
     jax.tree_util.register_dataclass, data_fields=["cond", "base", "w"], meta_fields=[]

@@ -18,7 +18,7 @@ from flax import nnx
 from toydiff import checkpoint
 from toydiff import data as data_lib
 from toydiff.errors import CheckpointError, ToydiffError
-from toydiff.guidance import DEFAULT_GUIDANCE, classifier_free
+from toydiff.guidance import classifier_free, default_weight
 from toydiff.networks import CONDITIONAL, NetConfig, ScoreMLP
 from toydiff.objectives import NetworkDenoiser, check_objective
 from toydiff.oracle import point_set_oracle
@@ -157,7 +157,7 @@ class Model:
             label: class name or id to condition on; None for unconditional.
             exact: use the exact oracle of the training points instead of the network.
             guidance: classifier-free guidance weight w (toydiff convention); None means the
-                default for a labelled request (``guidance.DEFAULT_GUIDANCE``).
+                default (``guidance.default_weight``: 3, or 1.25 with a negative class).
             negative: class name or id to steer away from.
 
         Returns:
@@ -173,7 +173,7 @@ class Model:
             if negative is not None:
                 raise ToydiffError("a negative class needs a class to steer toward (--label)")
             return net
-        w = DEFAULT_GUIDANCE if guidance is None else guidance
+        w = default_weight(negative) if guidance is None else guidance
         return classifier_free(net, label, w, negative)
 
     def field(self, points, t, **denoiser_kwargs):
