@@ -291,7 +291,8 @@ def new_axes(ax=None, size: float = 5.0, theme=None, lim: float = LIM) -> tuple[
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
-    ticks = [-1, 0, 1] if lim >= 1 else [-lim, 0, lim]
+    step = 1 if 1 <= lim < 3 else lim  # unit ticks for the data square, else the edges
+    ticks = [-step, 0, step]
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
     ax.spines[["top", "right"]].set_visible(False)
