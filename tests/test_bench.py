@@ -5,8 +5,13 @@ import math
 from toydiff import bench
 
 KEYS = (
-    "train_steps_per_s", "train_compile_s", "train_after_compile_s", "sample_2000x64_s",
-    "field_frame_30x30_s", "trajectory_256x64_s", "widget_field_explorer_s",
+    "train_steps_per_s",
+    "train_compile_s",
+    "train_after_compile_s",
+    "sample_2000x64_s",
+    "field_frame_30x30_s",
+    "trajectory_256x64_s",
+    "widget_field_explorer_s",
     "widget_sampler_explorer_s",
 )
 

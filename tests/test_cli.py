@@ -29,8 +29,9 @@ def _command(args):
 
 def _cli(*args) -> subprocess.CompletedProcess:
     """Run ``toydiff ARGS`` in a fresh Python process."""
-    return subprocess.run(_command(args), capture_output=True, text=True, env=_ENV,
-                          timeout=_TIMEOUT)
+    return subprocess.run(
+        _command(args), capture_output=True, text=True, env=_ENV, timeout=_TIMEOUT
+    )
 
 
 def _reject_constant(name):
@@ -75,10 +76,21 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_runs")
     u, lab = root / "spiral", root / "classes"
     results = {
-        "u": _cli("train", "--data", "spiral", "--steps", "200", "--seed", "0", "--out", str(u),
-                  "--json"),
-        "l": _cli("train", "--data", "spiral-classes", "--labels", "--steps", "200",
-                  "--out", str(lab), "--json", "--quiet"),
+        "u": _cli(
+            "train", "--data", "spiral", "--steps", "200", "--seed", "0", "--out", str(u), "--json"
+        ),
+        "l": _cli(
+            "train",
+            "--data",
+            "spiral-classes",
+            "--labels",
+            "--steps",
+            "200",
+            "--out",
+            str(lab),
+            "--json",
+            "--quiet",
+        ),
     }
     for name, res in results.items():
         assert res.returncode == 0, f"training {name} failed:\n{res.stderr}"
@@ -89,8 +101,20 @@ def runs(tmp_path_factory):
 def sampled(runs):
     """`sample --trajectory --json` on the unconditional run, as a subprocess."""
     out = runs["root"] / "traj.npz"
-    res = _cli("sample", "--run", str(runs["u"]), "--sampler", "ddpm", *_SAMPLE, "--seed", "1",
-               "--trajectory", "--out", str(out), "--json")
+    res = _cli(
+        "sample",
+        "--run",
+        str(runs["u"]),
+        "--sampler",
+        "ddpm",
+        *_SAMPLE,
+        "--seed",
+        "1",
+        "--trajectory",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert res.returncode == 0, res.stderr
     return {"out": out, "res": res}
 
@@ -113,8 +137,12 @@ def paths(runs, tmp_path_factory):
     np.savez(d / "full.npz", x=np.random.default_rng(0).normal(size=(2000, 2)))
     full = (d / "full.npz").read_bytes()
     (d / "trunc.npz").write_bytes(full[: len(full) // 2])
-    np.savez(d / "cats.npz", x=np.zeros((8, 2), np.float32), label=np.int32(2),
-             class_names=np.array(["people", "dogs", "cats"]))
+    np.savez(
+        d / "cats.npz",
+        x=np.zeros((8, 2), np.float32),
+        label=np.int32(2),
+        class_names=np.array(["people", "dogs", "cats"]),
+    )
     return {"u": str(runs["u"]), "l": str(runs["l"]), "d": str(d)}
 
 
@@ -147,8 +175,20 @@ def test_sample_json_trajectory(sampled):
 def test_sample_seeds_and_no_trajectory(runs, tmp_path, capsys):
     def sample(seed, name):
         out = tmp_path / name
-        status, stdout, _ = _main(capsys, "sample", "--run", runs["u"], "--sampler", "ddpm",
-                                  *_SAMPLE, "--seed", seed, "--out", out, "--json")
+        status, stdout, _ = _main(
+            capsys,
+            "sample",
+            "--run",
+            runs["u"],
+            "--sampler",
+            "ddpm",
+            *_SAMPLE,
+            "--seed",
+            seed,
+            "--out",
+            out,
+            "--json",
+        )
         assert status == 0
         assert _one_object(stdout)["out"] == str(out)
         with np.load(out) as f:
@@ -161,8 +201,9 @@ def test_sample_seeds_and_no_trajectory(runs, tmp_path, capsys):
 
 
 def test_sample_out_without_npz_suffix(runs, tmp_path, capsys):
-    status, stdout, _ = _main(capsys, "sample", "--run", runs["u"], *_SAMPLE,
-                              "--out", tmp_path / "plain", "--json")
+    status, stdout, _ = _main(
+        capsys, "sample", "--run", runs["u"], *_SAMPLE, "--out", tmp_path / "plain", "--json"
+    )
     assert status == 0
     out = _one_object(stdout)["out"]
     assert out == str(tmp_path / "plain.npz") and os.path.isfile(out)
@@ -170,8 +211,21 @@ def test_sample_out_without_npz_suffix(runs, tmp_path, capsys):
 
 def test_sample_exact(runs, tmp_path, capsys):
     out = tmp_path / "exact.npz"
-    status, stdout, _ = _main(capsys, "sample", "--run", runs["l"], "--exact", "--label", "cats",
-                              "--sampler", "euler", *_SAMPLE, "--out", out, "--json")
+    status, stdout, _ = _main(
+        capsys,
+        "sample",
+        "--run",
+        runs["l"],
+        "--exact",
+        "--label",
+        "cats",
+        "--sampler",
+        "euler",
+        *_SAMPLE,
+        "--out",
+        out,
+        "--json",
+    )
     assert status == 0
     _one_object(stdout)
     with np.load(out) as f:
@@ -195,11 +249,13 @@ def test_eval_json(sampled):
 
 def test_eval_label_json(runs, tmp_path, capsys):
     out = tmp_path / "dogs.npz"
-    status, _, _ = _main(capsys, "sample", "--run", runs["l"], "--label", "dogs", *_SAMPLE,
-                         "--out", out)
+    status, _, _ = _main(
+        capsys, "sample", "--run", runs["l"], "--label", "dogs", *_SAMPLE, "--out", out
+    )
     assert status == 0
-    status, stdout, _ = _main(capsys, "eval", out, "--data", "spiral-classes", "--label", "dogs",
-                              "--json")
+    status, stdout, _ = _main(
+        capsys, "eval", out, "--data", "spiral-classes", "--label", "dogs", "--json"
+    )
     assert status == 0
     result = _one_object(stdout)
     assert {"swd", "energy", "precision", "coverage", "class_accuracy"} <= result.keys()
@@ -244,51 +300,89 @@ BAD = [
     ("csv-nan", ["train", "--data", "{d}/nan.csv", *_T], "NaN", False),
     ("csv-empty", ["train", "--data", "{d}/empty.csv", *_T], "empty", False),
     ("unknown-label", ["sample", "--run", "{l}", "--label", "birds", *_S], "birds", False),
-    ("label-unlabelled-run", ["sample", "--run", "{u}", "--label", "cats", *_S], "without labels",
-     False),
+    (
+        "label-unlabelled-run",
+        ["sample", "--run", "{u}", "--label", "cats", *_S],
+        "without labels",
+        False,
+    ),
     ("missing-run", ["sample", "--run", "{d}/no-such-run", *_S], "no run", False),
     ("truncated-run", ["sample", "--run", "{d}/trunc", *_S], "truncated", True),
     ("foreign-run", ["sample", "--run", "{d}/foreign", *_S], "not a toydiff run", False),
     ("foreign-run-file", ["sample", "--run", "{d}/foreign.npz", *_S], "not a toydiff run", False),
-    ("unknown-sampler", ["sample", "--run", "{u}", "--sampler", "rk4", *_S], "invalid choice",
-     True),
+    (
+        "unknown-sampler",
+        ["sample", "--run", "{u}", "--sampler", "rk4", *_S],
+        "invalid choice",
+        True,
+    ),
     ("unknown-process", ["train", "--process", "ve2", *_T], "invalid choice", False),
     ("non-integer-steps", ["train", "--steps", "ten", *_T], "invalid int", False),
     ("train-steps-zero", ["train", "--steps", "0", *_T], "--steps", False),
     ("sample-steps-zero", ["sample", "--run", "{u}", *_S, "--steps", "0"], "--steps", False),
     ("sample-n-zero", ["sample", "--run", "{u}", *_S, "--n", "0"], "--n", False),
-    ("cond-drop", ["train", "--data", "spiral-classes", "--labels", "--cond-drop", "1.5", *_T],
-     "--cond-drop", False),
-    ("labels-unlabelled-data", ["train", "--data", "spiral", "--labels", *_T], "labelled data",
-     False),
+    (
+        "cond-drop",
+        ["train", "--data", "spiral-classes", "--labels", "--cond-drop", "1.5", *_T],
+        "--cond-drop",
+        False,
+    ),
+    (
+        "labels-unlabelled-data",
+        ["train", "--data", "spiral", "--labels", *_T],
+        "labelled data",
+        False,
+    ),
     ("batch-size-negative", ["train", "--batch-size", "-5", *_T], "--batch-size", False),
     ("sigma-max-zero", ["train", "--sigma-max", "0", *_T], "--sigma-max", False),
     ("lr-negative", ["train", "--lr", "-1", *_T], "--lr", False),
     ("train-out-is-file", ["train", "--steps", "5", "--out", "{d}/nan.csv"], "is a file", False),
     ("eval-missing-npz", ["eval", "{d}/none.npz", "--data", "spiral"], "no samples file", False),
     ("eval-npz-without-x", ["eval", "{d}/nox.npz", "--data", "spiral"], "'x'", False),
-    ("eval-truncated-npz", ["eval", "{d}/trunc.npz", "--data", "spiral"], "not a readable .npz",
-     True),
-    ("eval-unknown-label", ["eval", "{d}/cats.npz", "--data", "spiral-classes", "--label", "birds"],
-     "birds", False),
-    ("eval-label-out-of-range", ["eval", "{d}/cats.npz", "--data", "{d}/two.csv"], "label id",
-     False),
+    (
+        "eval-truncated-npz",
+        ["eval", "{d}/trunc.npz", "--data", "spiral"],
+        "not a readable .npz",
+        True,
+    ),
+    (
+        "eval-unknown-label",
+        ["eval", "{d}/cats.npz", "--data", "spiral-classes", "--label", "birds"],
+        "birds",
+        False,
+    ),
+    (
+        "eval-label-out-of-range",
+        ["eval", "{d}/cats.npz", "--data", "{d}/two.csv"],
+        "label id",
+        False,
+    ),
     ("phase-neither", ["phase"], "--run", False),
     ("phase-exact-without-data", ["phase", "--exact"], "--data", False),
-    ("negative-without-label", ["sample", "--run", "{l}", "--negative", "dogs", *_S], "--label",
-     False),
-    ("exact-with-guidance",
-     ["sample", "--run", "{l}", "--label", "cats", "--exact", "--guidance", "2", *_S], "guidance",
-     False),
-    ("sample-out-under-file", ["sample", "--run", "{u}", *_S[:-1], "{d}/nan.csv/s.npz"],
-     "cannot write", False),
+    (
+        "negative-without-label",
+        ["sample", "--run", "{l}", "--negative", "dogs", *_S],
+        "--label",
+        False,
+    ),
+    (
+        "exact-with-guidance",
+        ["sample", "--run", "{l}", "--label", "cats", "--exact", "--guidance", "2", *_S],
+        "guidance",
+        False,
+    ),
+    (
+        "sample-out-under-file",
+        ["sample", "--run", "{u}", *_S[:-1], "{d}/nan.csv/s.npz"],
+        "cannot write",
+        False,
+    ),
     ("no-verb", [], "verb", False),
     ("unknown-verb", ["fly"], "invalid choice", False),
 ]
 
 
-@pytest.mark.parametrize(("argv", "keyword", "real"), [c[1:] for c in BAD],
-                         ids=[c[0] for c in BAD])
+@pytest.mark.parametrize(("argv", "keyword", "real"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_input(argv, keyword, real, paths, tmp_path, capsys):
     argv = [a.format(**paths, tmp=tmp_path) for a in argv]
     if real:
@@ -305,6 +399,7 @@ def test_bad_input(argv, keyword, real, paths, tmp_path, capsys):
 def test_json_never_holds_nan(capsys):
     """NaN and inf (e.g. a t_star whose curves never cross) are printed as null: strict JSON."""
     args = cli.build_parser().parse_args(["phase", "--json"])
-    cli._emit(args, {"t_star": float("nan"), "curve": np.array([1.0, np.inf]),
-                     "n": np.int64(3)}, "text")
+    cli._emit(
+        args, {"t_star": float("nan"), "curve": np.array([1.0, np.inf]), "n": np.int64(3)}, "text"
+    )
     assert _one_object(capsys.readouterr().out) == {"t_star": None, "curve": [1.0, None], "n": 3}

@@ -16,8 +16,14 @@ def small():
 
 @pytest.fixture(scope="module")
 def small_labelled():
-    cfg = dataclasses.replace(REFERENCE, data="spiral-classes", labels=True, steps=200, chunk=100,
-                              net=dataclasses.replace(REFERENCE.net, num_classes=3))
+    cfg = dataclasses.replace(
+        REFERENCE,
+        data="spiral-classes",
+        labels=True,
+        steps=200,
+        chunk=100,
+        net=dataclasses.replace(REFERENCE.net, num_classes=3),
+    )
     return train(cfg, progress=False)
 
 

@@ -38,8 +38,9 @@ def test_naive_target_is_unbiased_but_noisier(key):
 
 def test_loss_shapes_and_value():
     graphdef, params = init_network(NetConfig(), 0)
-    loss, per = loss_fn(params, graphdef, jax.random.key(0), X0[:50], None,
-                        process=VE(), objective="eps")
+    loss, per = loss_fn(
+        params, graphdef, jax.random.key(0), X0[:50], None, process=VE(), objective="eps"
+    )
     assert per.shape == (50,)
     assert float(loss) == pytest.approx(float(per.mean()))
 
@@ -54,8 +55,16 @@ def test_label_dropout_rate(key):
 def test_conditional_loss_runs_with_dropout(key):
     graphdef, params = init_network(CONDITIONAL, 0)
     labels = jnp.arange(30) % 3
-    loss, _ = loss_fn(params, graphdef, key, X0[:30], labels, process=VE(sigma_max=1.0),
-                      objective="eps", cond_drop=0.2)
+    loss, _ = loss_fn(
+        params,
+        graphdef,
+        key,
+        X0[:30],
+        labels,
+        process=VE(sigma_max=1.0),
+        objective="eps",
+        cond_drop=0.2,
+    )
     assert np.isfinite(float(loss))
 
 

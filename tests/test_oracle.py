@@ -22,8 +22,9 @@ def test_point_set_is_a_mixture_of_tiny_gaussians(process, key):
     mixture = gaussian_mixture_oracle(process, pts, np.tile(1e-9 * np.eye(2), (len(pts), 1, 1)))
     xt = jax.random.normal(key, (32, 2))
     for t in (0.3, 0.6, 0.9):
-        np.testing.assert_allclose(point_set_oracle(process, pts)(xt, t)[0], mixture(xt, t)[0],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            point_set_oracle(process, pts)(xt, t)[0], mixture(xt, t)[0], atol=1e-4
+        )
 
 
 def _log_density(process, means, covs, x, t):
@@ -40,7 +41,7 @@ def test_mixture_score_is_the_gradient_of_log_density(process, key):
     oracle = gaussian_mixture_oracle(process, means, covs)
     x = jax.random.normal(key, (16, 2))
     for t in (0.2, 0.5, 0.8):
-        score = jax.vmap(jax.grad(lambda p: _log_density(process, means, covs, p, t)))(x)
+        score = jax.vmap(jax.grad(lambda p, t=t: _log_density(process, means, covs, p, t)))(x)
         _, eps_hat = oracle(x, t)
         np.testing.assert_allclose(-eps_hat / process.sigma(t), score, rtol=1e-3, atol=1e-3)
 
@@ -68,7 +69,9 @@ def test_exact_field_points_home_at_small_noise():
     outer = pts[50:]  # neighbours here are > 0.08 apart, far beyond sigma_min = 0.01
     field = exact_field(point_set_oracle(VE(), pts), jnp.asarray(outer + 0.003), 0.0)
     # -eps_hat = (x0_hat - xt) / sigma points from the perturbed point back to the data point
-    cos = np.sum(np.asarray(field) * -0.003, axis=1) / (np.linalg.norm(field, axis=1) * 0.003 * 2**0.5)
+    cos = np.sum(np.asarray(field) * -0.003, axis=1) / (
+        np.linalg.norm(field, axis=1) * 0.003 * 2**0.5
+    )
     assert np.all(cos > 0.99)
 
 

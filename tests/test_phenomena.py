@@ -16,7 +16,9 @@ N, STEPS = 2000, 64
 
 
 def _samples(model, sampler="ddpm", steps=STEPS, seed=1, **kw):
-    return np.asarray(model.sample(jax.random.key(seed), n=N, steps=steps, sampler=sampler, **kw)[-1])
+    return np.asarray(
+        model.sample(jax.random.key(seed), n=N, steps=steps, sampler=sampler, **kw)[-1]
+    )
 
 
 def _curve_scores(model, x):
@@ -42,8 +44,9 @@ def test_without_noise_samples_collapse_toward_the_centre(reference_model):
 @pytest.mark.parametrize("exact", [False, True], ids=["learned", "exact"])
 def test_phase_change_near_t_0_4(reference_model, exact):
     m = reference_model
-    d = metrics.phase_diagnostic(lambda p, t: np.asarray(m.field(p, t, exact=exact)),
-                                 m.cloud.x, m.cloud.curve)
+    d = metrics.phase_diagnostic(
+        lambda p, t: np.asarray(m.field(p, t, exact=exact)), m.cloud.x, m.cloud.curve
+    )
     assert 0.3 <= d["t_star"] <= 0.5
 
 
@@ -52,8 +55,10 @@ def test_eps_beats_the_naive_one_step_objective(reference_model, naive_model):
     scores = {}
     for name, model in (("eps", reference_model), ("naive", naive_model)):
         x = _samples(model)
-        scores[name] = (metrics.curve_precision(x, model.cloud.curve),
-                        metrics.sliced_wasserstein(key, x, model.cloud.x))
+        scores[name] = (
+            metrics.curve_precision(x, model.cloud.curve),
+            metrics.sliced_wasserstein(key, x, model.cloud.x),
+        )
     assert scores["eps"][0] > scores["naive"][0]
     assert scores["eps"][1] < scores["naive"][1]
 
@@ -83,8 +88,10 @@ def test_class_accuracy_rises_with_guidance(conditional_model):
     m = conditional_model
     acc = {}
     for w in (0.0, 1.0, DEFAULT_GUIDANCE):
-        acc[w] = [metrics.class_accuracy(_samples(m, label=c, guidance=w), c, m.cloud.x, m.cloud.labels)
-                  for c in range(3)]
+        acc[w] = [
+            metrics.class_accuracy(_samples(m, label=c, guidance=w), c, m.cloud.x, m.cloud.labels)
+            for c in range(3)
+        ]
     assert np.mean(acc[0.0]) < 0.5  # unguided samples land in every class
     assert np.mean(acc[0.0]) < np.mean(acc[1.0]) <= np.mean(acc[DEFAULT_GUIDANCE]) + 0.01
     assert min(acc[DEFAULT_GUIDANCE]) >= 0.95

@@ -98,4 +98,6 @@ def test_random_walk_matches_the_closed_form_marginal(process, key):
         a, s = float(process.alpha(ts[i])), float(process.sigma(ts[i]))
         # pooled over both coordinates: 200,000 draws, a standard error of 0.3%
         np.testing.assert_allclose(paths[i].var(0).mean(), s**2, rtol=0.02)
-        np.testing.assert_allclose(paths[i].mean(0), a * np.array([0.3, -0.5]), atol=0.02 + 0.02 * s)
+        np.testing.assert_allclose(
+            paths[i].mean(0), a * np.array([0.3, -0.5]), atol=0.02 + 0.02 * s
+        )

@@ -135,7 +135,10 @@ def test_nonoise_collapses_toward_the_mean(key):
     oracle = point_set_oracle(process, cloud.x)
     x = np.asarray(sample(key, oracle, process, 500, 64, sampler="ddpm-nonoise")[-1])
     centre = cloud.x.mean(0)
-    assert np.linalg.norm(x - centre, axis=1).mean() < 0.5 * np.linalg.norm(cloud.x - centre, axis=1).mean()
+    assert (
+        np.linalg.norm(x - centre, axis=1).mean()
+        < 0.5 * np.linalg.norm(cloud.x - centre, axis=1).mean()
+    )
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

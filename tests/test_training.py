@@ -57,8 +57,14 @@ def test_non_finite_loss_stops_with_a_clear_message():
 
 
 def test_minibatches_and_labels():
-    cfg = dataclasses.replace(SMALL, data="spiral-classes", labels=True, batch_size=64,
-                              net=dataclasses.replace(SMALL.net, num_classes=3), cond_drop=0.2)
+    cfg = dataclasses.replace(
+        SMALL,
+        data="spiral-classes",
+        labels=True,
+        batch_size=64,
+        net=dataclasses.replace(SMALL.net, num_classes=3),
+        cond_drop=0.2,
+    )
     model = train(cfg, progress=False)
     assert model.steps == 600 and np.isfinite(model.losses).all()
 

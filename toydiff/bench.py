@@ -71,7 +71,9 @@ def time_notebooks(directory) -> dict:
         import nbclient
         import nbformat
     except ImportError as err:
-        raise ToydiffError("timing notebooks needs the test extras: pip install -e '.[test]'") from err
+        raise ToydiffError(
+            "timing notebooks needs the test extras: pip install -e '.[test]'"
+        ) from err
     paths = sorted(pathlib.Path(directory).glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise ToydiffError(f"no chapter notebooks (NN_name.ipynb) in {directory}")
@@ -79,7 +81,9 @@ def time_notebooks(directory) -> dict:
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         t0 = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=600, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
         times[path.stem] = time.perf_counter() - t0
     return {"notebooks_s": times, "notebooks_total_s": sum(times.values())}
 

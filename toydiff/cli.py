@@ -64,8 +64,12 @@ def cmd_train(args):
 
     cloud = data_lib.load(args.data)
     base = REFERENCE_CONDITIONAL if args.labels else REFERENCE
-    changes = {"data": args.data, "seed": args.seed, "process": args.process,
-               "objective": args.objective}
+    changes = {
+        "data": args.data,
+        "seed": args.seed,
+        "process": args.process,
+        "objective": args.objective,
+    }
     if args.labels:
         if cloud.labels is None:
             raise ToydiffError(f"--labels needs labelled data, but {args.data!r} has no labels")
@@ -85,10 +89,19 @@ def cmd_train(args):
     _check_config(config, cloud)  # before the progress bar starts, so an error stays one line
     model = train(config, cloud, progress=not args.quiet)
     path = model.save(args.out)
-    payload = {"run": str(path), "steps": model.steps, "final_loss": float(model.losses[-100:].mean()),
-               "interrupted": model.interrupted, **model.timing}
-    _emit(args, payload, f"saved {path} after {model.steps} steps "
-                         f"(loss {payload['final_loss']:.4f}, {model.timing['steps_per_s']:.0f} steps/s)")
+    payload = {
+        "run": str(path),
+        "steps": model.steps,
+        "final_loss": float(model.losses[-100:].mean()),
+        "interrupted": model.interrupted,
+        **model.timing,
+    }
+    _emit(
+        args,
+        payload,
+        f"saved {path} after {model.steps} steps "
+        f"(loss {payload['final_loss']:.4f}, {model.timing['steps_per_s']:.0f} steps/s)",
+    )
 
 
 def cmd_sample(args):
@@ -101,9 +114,17 @@ def cmd_sample(args):
     model = Model.load(args.run)
     options = {"eta": args.eta} if args.sampler == "ddim" else {}
     t0 = time.perf_counter()
-    traj = model.sample(_key(args.seed), n=args.n, steps=args.steps, sampler=args.sampler,
-                        options=options, label=args.label, exact=args.exact,
-                        guidance=args.guidance, negative=args.negative)
+    traj = model.sample(
+        _key(args.seed),
+        n=args.n,
+        steps=args.steps,
+        sampler=args.sampler,
+        options=options,
+        label=args.label,
+        exact=args.exact,
+        guidance=args.guidance,
+        negative=args.negative,
+    )
     traj = np.asarray(jax.block_until_ready(traj))
     seconds = time.perf_counter() - t0
     arrays = {"x": traj[-1]}
@@ -120,8 +141,14 @@ def cmd_sample(args):
         np.savez(out, **arrays)
     except OSError as err:
         raise ToydiffError(f"cannot write {out}: {err.strerror or err}") from None
-    payload = {"out": str(out), "n": args.n, "steps": args.steps, "sampler": args.sampler,
-               "seconds": seconds, "trajectory": args.trajectory}
+    payload = {
+        "out": str(out),
+        "n": args.n,
+        "steps": args.steps,
+        "sampler": args.sampler,
+        "seconds": seconds,
+        "trajectory": args.trajectory,
+    }
     _emit(args, payload, f"wrote {args.n} samples to {out} ({seconds:.2f} s)")
 
 
@@ -129,7 +156,9 @@ def _read_samples(path: str) -> dict:
     """The arrays of a ``toydiff sample`` output file; ToydiffError if it is not one."""
     p = pathlib.Path(path)
     if not p.exists():
-        raise ToydiffError(f"no samples file at {path}; make one with `toydiff sample ... --out FILE.npz`")
+        raise ToydiffError(
+            f"no samples file at {path}; make one with `toydiff sample ... --out FILE.npz`"
+        )
     try:
         with np.load(p, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -140,7 +169,9 @@ def _read_samples(path: str) -> dict:
     if x is None or x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
         raise ToydiffError(f"{path} has no array 'x' of shape (n, 2)")
     if not np.all(np.isfinite(x)):
-        raise ToydiffError(f"{path}: 'x' holds {int((~np.isfinite(x)).any(1).sum())} non-finite rows")
+        raise ToydiffError(
+            f"{path}: 'x' holds {int((~np.isfinite(x)).any(1).sum())} non-finite rows"
+        )
     return arrays
 
 
@@ -182,10 +213,14 @@ def cmd_eval(args):
     elif "label" in arrays and cloud.labels is not None:
         label = int(arrays["label"])
         if not 0 <= label < cloud.num_classes:
-            raise ToydiffError(f"{args.samples} has label id {label}, but {cloud.name} has "
-                               f"{cloud.num_classes} classes; pass --label NAME")
+            raise ToydiffError(
+                f"{args.samples} has label id {label}, but {cloud.name} has "
+                f"{cloud.num_classes} classes; pass --label NAME"
+            )
     result = evaluate(arrays["x"], cloud, label)
-    text = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
+    text = "  ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+    )
     _emit(args, result, text)
 
 
@@ -213,9 +248,15 @@ def cmd_phase(args):
 
     curve = cloud.curve if cloud.curve is not None else cloud.x
     d = metrics.phase_diagnostic(field, cloud.x, curve)
-    payload = {"t_star": d["t_star"], "t": d["t"], "cos_centroid": d["cos_centroid"],
-               "cos_curve": d["cos_curve"]}
-    _emit(args, payload, f"t* = {d['t_star']:.3f} (the field switches from the centre to the curve)")
+    payload = {
+        "t_star": d["t_star"],
+        "t": d["t"],
+        "cos_centroid": d["cos_centroid"],
+        "cos_curve": d["cos_curve"],
+    }
+    _emit(
+        args, payload, f"t* = {d['t_star']:.3f} (the field switches from the centre to the curve)"
+    )
 
 
 def cmd_bench(args):
@@ -230,8 +271,9 @@ def cmd_demo(args):
     from toydiff import demos
 
     if (args.name is None) == (not args.all):
-        raise ToydiffError("demo needs either a NAME or --all (not both); names: "
-                           + ", ".join(demos.DEMOS))
+        raise ToydiffError(
+            "demo needs either a NAME or --all (not both); names: " + ", ".join(demos.DEMOS)
+        )
     if args.name is not None and args.name not in demos.DEMOS:  # before any model trains
         raise ToydiffError(f"unknown demo {args.name!r}; choose one of {', '.join(demos.DEMOS)}")
     names = demos.HEADLINE if args.all else (args.name,)
@@ -240,10 +282,12 @@ def cmd_demo(args):
     for name in names:
         anim = demos.build(name, theme=args.theme, quick=args.quick, models=models)
         for path in demos.save(anim, name, args.out):
-            files.append({"path": str(path), "bytes": path.stat().st_size,
-                          "frames": demos.frame_count(anim)})
-    text = "\n".join(f"wrote {f['path']} ({f['bytes'] / 1e6:.2f} MB, {f['frames']} frames)"
-                     for f in files)
+            files.append(
+                {"path": str(path), "bytes": path.stat().st_size, "frames": demos.frame_count(anim)}
+            )
+    text = "\n".join(
+        f"wrote {f['path']} ({f['bytes'] / 1e6:.2f} MB, {f['frames']} frames)" for f in files
+    )
     _emit(args, {"files": files}, text)
 
 
@@ -283,7 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
     p.add_argument("--label", help="class to generate (labelled runs)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default 3; 1.25 with --negative)")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        help="classifier-free guidance weight w (default 3; 1.25 with --negative)",
+    )
     p.add_argument("--negative", help="class to steer away from")
     p.add_argument("--exact", action="store_true", help="use the exact field of the training data")
     p.add_argument("--trajectory", action="store_true", help="also save every step")
@@ -300,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset for --exact without --run")
 
     p = verb("demo", cmd_demo, "render lecture animations as GIF and MP4")
-    p.add_argument("name", nargs="?", help="demo to render: forward, phase, noise, ddim, cfg "
-                   "or negative")
+    p.add_argument(
+        "name", nargs="?", help="demo to render: forward, phase, noise, ddim, cfg or negative"
+    )
     p.add_argument("--all", action="store_true", help="render every headline demo")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--theme", default="dark", choices=("dark", "light"))

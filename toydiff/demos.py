@@ -140,8 +140,10 @@ def _visible_from(process, steps: int) -> int:
 
 def _time_labels(process, steps: int, start: int = 0, suffix: str = "") -> list[str]:
     """'t = 0.50' for each shown trajectory frame, and 'clean' for the last."""
-    return [("clean" if np.isinf(t) else f"t = {t:.2f}") + suffix
-            for t in _frame_times(process, steps)[start:]]
+    return [
+        ("clean" if np.isinf(t) else f"t = {t:.2f}") + suffix
+        for t in _frame_times(process, steps)[start:]
+    ]
 
 
 def _coverage_title(name: str, x, cloud) -> str:
@@ -178,8 +180,9 @@ def forward(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimati
     ts, paths = random_walk(jax.random.key(0), process, jnp.asarray(x0), steps)
     shown = np.asarray(ts) <= FORWARD_T_END + 1e-6
     ts, paths = np.asarray(ts)[shown], np.asarray(paths)[shown]  # (T,), (T, 100, 2)
-    anim = viz.animate_points(paths, data=x0, titles="forward diffusion", tail=3, theme=theme,
-                              lim=FORWARD_LIM)
+    anim = viz.animate_points(
+        paths, data=x0, titles="forward diffusion", tail=3, theme=theme, lim=FORWARD_LIM
+    )
     sigmas = np.asarray(process.sigma(ts))
     corner = [f"t = {t:.2f}, σ = {s:.2f}" for t, s in zip(ts, sigmas, strict=True)]
     return _caption(anim, corner=corner)
@@ -227,10 +230,13 @@ def noise(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation
     n, steps = (64, 12) if quick else (256, 64)
     runs = _trajectories(model, [{"sampler": "ddpm"}, {"sampler": "ddpm-nonoise"}], n, steps, 1)
     start = _visible_from(model.process, steps)
-    titles = [_coverage_title(name, run[-1], model.cloud)
-              for name, run in zip(("DDPM", "DDPM without noise"), runs, strict=True)]
-    anim = viz.animate_points([r[start:] for r in runs], data=model.cloud.x, titles=titles,
-                              tail=4, theme=theme)
+    titles = [
+        _coverage_title(name, run[-1], model.cloud)
+        for name, run in zip(("DDPM", "DDPM without noise"), runs, strict=True)
+    ]
+    anim = viz.animate_points(
+        [r[start:] for r in runs], data=model.cloud.x, titles=titles, tail=4, theme=theme
+    )
     return _caption(anim, corner=_time_labels(model.process, steps, start))
 
 
@@ -256,10 +262,13 @@ def ddim(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation:
     held = np.searchsorted(-fast_t, -slow_t, side="right") - 1  # DDIM's latest frame at t >= DDPM's
     ddim_run = ddim_run[held]  # (slow + 1, n, 2), in step with DDPM
     start = _visible_from(model.process, slow)
-    titles = [_coverage_title(f"DDIM, {fast} steps", ddim_run[-1], model.cloud),
-              _coverage_title(f"DDPM, {slow} steps", ddpm_run[-1], model.cloud)]
-    anim = viz.animate_points([ddim_run[start:], ddpm_run[start:]], data=model.cloud.x,
-                              titles=titles, tail=4, theme=theme)
+    titles = [
+        _coverage_title(f"DDIM, {fast} steps", ddim_run[-1], model.cloud),
+        _coverage_title(f"DDPM, {slow} steps", ddpm_run[-1], model.cloud),
+    ]
+    anim = viz.animate_points(
+        [ddim_run[start:], ddpm_run[start:]], data=model.cloud.x, titles=titles, tail=4, theme=theme
+    )
     return _caption(anim, corner=_time_labels(model.process, slow, start))
 
 
@@ -286,13 +295,27 @@ def cfg(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimation:
     labels = np.repeat(np.arange(cloud.num_classes), n)  # (classes * n,)
     frames, accuracy = [], []
     for w in ws:
-        per_class = [_trajectories(model, [{"label": c, "guidance": w}], n, steps, 10 + c)[0][-1]
-                     for c in range(cloud.num_classes)]
+        per_class = [
+            _trajectories(model, [{"label": c, "guidance": w}], n, steps, 10 + c)[0][-1]
+            for c in range(cloud.num_classes)
+        ]
         frames.append(np.concatenate(per_class))
-        accuracy.append(np.mean([metrics.class_accuracy(x, c, cloud.x, cloud.labels)
-                                 for c, x in enumerate(per_class)]))
-    anim = viz.animate_points(np.stack(frames), data=cloud.x, labels=labels,
-                              class_names=cloud.class_names, titles="guidance w", theme=theme)
+        accuracy.append(
+            np.mean(
+                [
+                    metrics.class_accuracy(x, c, cloud.x, cloud.labels)
+                    for c, x in enumerate(per_class)
+                ]
+            )
+        )
+    anim = viz.animate_points(
+        np.stack(frames),
+        data=cloud.x,
+        labels=labels,
+        class_names=cloud.class_names,
+        titles="guidance w",
+        theme=theme,
+    )
     titles = [(f"guidance w = {w:.2f}",) for w in ws]
     corner = [f"class accuracy {a:.0%}" for a in accuracy]
     return _caption(anim, titles=titles, corner=corner)
@@ -318,24 +341,38 @@ def negative(models: Models, *, theme="dark", quick: bool = False) -> FuncAnimat
     cloud = model.cloud
     n, steps = (64, 12) if quick else (256, 64)
     people, dogs = cloud.label_id("people"), cloud.label_id("dogs")
-    runs = _trajectories(model, [{"label": "dogs", "guidance": 0.0},
-                                 {"label": "dogs", "negative": "people"}], n, steps, 3)
+    runs = _trajectories(
+        model,
+        [{"label": "dogs", "guidance": 0.0}, {"label": "dogs", "negative": "people"}],
+        n,
+        steps,
+        3,
+    )
     names = ("unguided (w = 0)", f"dogs, negative people (w = {DEFAULT_NEGATIVE_GUIDANCE:g})")
     titles = [f"{name}\n{_landing(run[-1], cloud)}" for name, run in zip(names, runs, strict=True)]
-    anim = viz.animate_points(runs, data=cloud.x, labels=np.full(n, dogs),
-                              class_names=cloud.class_names, titles=titles, tail=4, theme=theme)
+    anim = viz.animate_points(
+        runs,
+        data=cloud.x,
+        labels=np.full(n, dogs),
+        class_names=cloud.class_names,
+        titles=titles,
+        tail=4,
+        theme=theme,
+    )
     arc = cloud.x[cloud.labels == people]
     for ax in anim._fig.axes:  # the negative class, in its colour, under the moving points
-        ax.scatter(*arc.T, s=14, c=viz.palette(theme)["classes"][people], alpha=0.6, lw=0,
-                   zorder=1)
+        ax.scatter(*arc.T, s=14, c=viz.palette(theme)["classes"][people], alpha=0.6, lw=0, zorder=1)
     return _caption(anim, corner=_time_labels(model.process, steps))
 
 
 def _landing(x, cloud) -> str:
     """Where samples x land: the share nearest to each class, e.g. 'people 0% · dogs 100%'."""
     shares = [metrics.class_share(x, k, cloud.x, cloud.labels) for k in range(cloud.num_classes)]
-    return " · ".join(f"{name} {s:.0%}" for name, s in zip(cloud.class_names, shares, strict=True)
-                      if s >= 0.005 or name == "people")
+    return " · ".join(
+        f"{name} {s:.0%}"
+        for name, s in zip(cloud.class_names, shares, strict=True)
+        if s >= 0.005 or name == "people"
+    )
 
 
 DEMOS: dict[str, Callable[..., FuncAnimation]] = {
@@ -368,8 +405,9 @@ def _check_formats(formats: Sequence[str]) -> None:
         raise ToydiffError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
 
 
-def build(name: str, *, theme="dark", quick: bool = False, models: Models | None = None
-          ) -> FuncAnimation:
+def build(
+    name: str, *, theme="dark", quick: bool = False, models: Models | None = None
+) -> FuncAnimation:
     """Build one demo's animation.
 
     Args:
@@ -390,8 +428,7 @@ def build(name: str, *, theme="dark", quick: bool = False, models: Models | None
     return DEMOS[name](models, theme=theme, quick=quick)
 
 
-def save(anim: FuncAnimation, name: str, out_dir, formats: Sequence[str] = FORMATS
-         ) -> list[Path]:
+def save(anim: FuncAnimation, name: str, out_dir, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write a built demo to ``out_dir/<name>.<format>`` for each format, at the demo's fps.
 
     Args:
@@ -418,14 +455,24 @@ def save(anim: FuncAnimation, name: str, out_dir, formats: Sequence[str] = FORMA
     for fmt in formats:
         t0 = time.perf_counter()
         path = writers[fmt](anim, out / f"{name}.{fmt}", fps=FPS[name])
-        print(f"demo {name}: wrote {path} ({path.stat().st_size / 1e6:.2f} MB, "
-              f"{frame_count(anim)} frames, {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        print(
+            f"demo {name}: wrote {path} ({path.stat().st_size / 1e6:.2f} MB, "
+            f"{frame_count(anim)} frames, {time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+        )
         paths.append(path)
     return paths
 
 
-def render(name: str, out_dir, *, theme="dark", quick: bool = False,
-           formats: Sequence[str] = FORMATS, models: Models | None = None) -> list[Path]:
+def render(
+    name: str,
+    out_dir,
+    *,
+    theme="dark",
+    quick: bool = False,
+    formats: Sequence[str] = FORMATS,
+    models: Models | None = None,
+) -> list[Path]:
     """Build one demo and write it as ``out_dir/<name>.gif`` and ``.mp4``.
 
     Args:

@@ -100,8 +100,13 @@ REFERENCE_LONG = dataclasses.replace(REFERENCE, steps=30_000)
 samplers follow the learned field exactly, so they show its remaining errors more than DDPM does."""
 
 REFERENCE_CONDITIONAL = TrainConfig(
-    data="spiral-classes", sigma_max=1.0, labels=True, cond_drop=0.2, steps=30_000,
-    batch_size=200, net=CONDITIONAL,
+    data="spiral-classes",
+    sigma_max=1.0,
+    labels=True,
+    cond_drop=0.2,
+    steps=30_000,
+    batch_size=200,
+    net=CONDITIONAL,
 )
 """The story's 3-class model: sigma_max 1, 30,000 steps with batches of 200, label dropout."""
 
@@ -143,7 +148,9 @@ class Model:
         if label is None:
             return None
         if not self.config.labels:
-            raise ToydiffError(f"this model was trained without labels, so label {label!r} cannot be used")
+            raise ToydiffError(
+                f"this model was trained without labels, so label {label!r} cannot be used"
+            )
         if isinstance(label, str):
             return self.cloud.label_id(label)
         if not 0 <= int(label) < self.cloud.num_classes:
@@ -206,8 +213,11 @@ class Model:
         if self.cloud.labels is not None:
             extra["labels"] = self.cloud.labels
         run = checkpoint.Run(
-            config={**self.config.to_dict(), "class_names": list(self.cloud.class_names),
-                    "interrupted": self.interrupted},
+            config={
+                **self.config.to_dict(),
+                "class_names": list(self.cloud.class_names),
+                "interrupted": self.interrupted,
+            },
             params=nnx.to_pure_dict(self.params),
             fingerprint=self.cloud.fingerprint(),
             loss_history=np.asarray(self.losses, np.float32),
@@ -242,9 +252,13 @@ def _cloud_of(config: TrainConfig, run: checkpoint.Run, class_names) -> data_lib
         cloud = data_lib.load(config.data)
     else:
         cloud = data_lib.PointCloud(
-            name=config.data, x=run.extra["x"], labels=run.extra.get("labels"),
+            name=config.data,
+            x=run.extra["x"],
+            labels=run.extra.get("labels"),
             class_names=class_names,
         )
     if cloud.fingerprint() != run.fingerprint:
-        raise CheckpointError(f"the data of this run ({config.data}) no longer matches its fingerprint")
+        raise CheckpointError(
+            f"the data of this run ({config.data}) no longer matches its fingerprint"
+        )
     return cloud

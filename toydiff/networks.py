@@ -39,7 +39,7 @@ class NetConfig:
 
 
 CONDITIONAL = NetConfig(hidden=(16, 128, 256, 128, 16), num_classes=3)
-"""The reference class-conditional network: widths (16, 128, 256, 128, 16), a 4-d class embedding."""
+"""The reference class-conditional network: widths (16, 128, 256, 128, 16), 4-d class embedding."""
 
 
 def time_embedding(t, features: int):

@@ -109,7 +109,7 @@ def scale_input(process, xt, t):
 
 
 def drop_labels(key, labels, p: float, null_class: int):
-    """Replace each label by the null class with probability p (classifier-free guidance training)."""
+    """Replace each label by the null class with probability p (for classifier-free guidance)."""
     keep = jax.random.uniform(key, labels.shape) >= p
     return jnp.where(keep, labels, null_class)
 

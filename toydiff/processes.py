@@ -219,7 +219,9 @@ class VP(_Gaussian):
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):
-            raise ValueError(f"unknown VP schedule {self.schedule!r}; expected 'linear' or 'cosine'")
+            raise ValueError(
+                f"unknown VP schedule {self.schedule!r}; expected 'linear' or 'cosine'"
+            )
         if self.schedule == "cosine" and self.t_max > 0.999:
             object.__setattr__(self, "t_max", 0.999)
 
@@ -228,7 +230,9 @@ class VP(_Gaussian):
         if self.schedule == "linear":
             return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
         s = self.cosine_s
-        return jnp.log(jnp.cos(0.5 * math.pi * (t + s) / (1 + s)) / math.cos(0.5 * math.pi * s / (1 + s)))
+        return jnp.log(
+            jnp.cos(0.5 * math.pi * (t + s) / (1 + s)) / math.cos(0.5 * math.pi * s / (1 + s))
+        )
 
     def alpha(self, t):
         return jnp.exp(self.log_alpha(t))

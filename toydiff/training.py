@@ -32,10 +32,10 @@ from toydiff.networks import init_network
 from toydiff.objectives import loss_fn
 
 
-# No buffer donation: the snapshot handed out after a chunk must stay valid if the next is interrupted.
+# No buffer donation: a chunk's snapshot must stay valid if the next chunk is interrupted.
 @functools.partial(jax.jit, static_argnames=("graphdef", "config", "length"))
 def _run_chunk(params, ema, opt_state, key, start, x, labels, *, graphdef, config, length):
-    """Run ``length`` AdamW steps from ``start``; returns params, ema, opt_state, losses (length,)."""
+    """Run ``length`` AdamW steps from ``start``; returns params, ema, opt_state, losses."""
     opt = _optimizer(config)
     process = config.make_process()
     n = x.shape[0]
@@ -50,8 +50,15 @@ def _run_chunk(params, ema, opt_state, key, start, x, labels, *, graphdef, confi
             lb = None if labels is None else labels[idx]
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, _), grads = grad_fn(
-            params, graphdef, k_loss, xb, lb, process=process, objective=config.objective,
-            naive_dt=config.naive_dt, cond_drop=config.cond_drop,
+            params,
+            graphdef,
+            k_loss,
+            xb,
+            lb,
+            process=process,
+            objective=config.objective,
+            naive_dt=config.naive_dt,
+            cond_drop=config.cond_drop,
         )
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -134,7 +141,14 @@ def train_chunks(config: TrainConfig, cloud: data_lib.PointCloud | None = None) 
         params = new_params
         progress.steps += length
         losses.append(chunk_losses)
-        yield Model(config, graphdef, ema if config.ema else params, cloud, np.concatenate(losses), _timing(progress))
+        yield Model(
+            config,
+            graphdef,
+            ema if config.ema else params,
+            cloud,
+            np.concatenate(losses),
+            _timing(progress),
+        )
 
 
 def _check_finite(chunk_losses: np.ndarray, start: int, config: TrainConfig):
@@ -176,12 +190,18 @@ def train(
         The trained ``Model``.
     """
     model = None
-    bar = tqdm(total=config.steps, unit="step", file=sys.stderr, disable=not progress,
-               desc="training", dynamic_ncols=True)
+    bar = tqdm(
+        total=config.steps,
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        desc="training",
+        dynamic_ncols=True,
+    )
     try:
         for model in train_chunks(config, cloud):
             bar.update(model.steps - bar.n)
-            bar.set_postfix(loss=f"{model.losses[-config.chunk:].mean():.4f}")
+            bar.set_postfix(loss=f"{model.losses[-config.chunk :].mean():.4f}")
             if callback is not None:
                 callback(model)
     except KeyboardInterrupt:
