@@ -75,6 +75,9 @@ def test_minibatches_and_labels():
         ({"steps": 0}, "steps"),
         ({"cond_drop": 1.5}, "cond-drop"),
         ({"labels": True}, "labels"),
+        ({"batch_size": -5}, "batch-size"),
+        ({"lr": -1.0}, "lr"),
+        ({"sigma_max": 0.005}, "sigma-max"),
     ],
 )
 def test_bad_settings(changes, message):

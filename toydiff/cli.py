@@ -60,7 +60,7 @@ def _key(seed: int):
 def cmd_train(args):
     from toydiff import data as data_lib
     from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL
-    from toydiff.training import _check_config, train
+    from toydiff.training import check_config, train
 
     cloud = data_lib.load(args.data)
     base = REFERENCE_CONDITIONAL if args.labels else REFERENCE
@@ -74,19 +74,13 @@ def cmd_train(args):
         if cloud.labels is None:
             raise ToydiffError(f"--labels needs labelled data, but {args.data!r} has no labels")
         changes["net"] = dataclasses.replace(base.net, num_classes=cloud.num_classes)
-    if args.batch_size is not None and args.batch_size < 0:
-        raise ToydiffError(f"--batch-size must be 0 (all points) or more, got {args.batch_size}")
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise ToydiffError(f"--lr must be a positive number, got {args.lr}")
-    if args.sigma_max is not None and not (math.isfinite(args.sigma_max) and args.sigma_max > 0.01):
-        raise ToydiffError(f"--sigma-max must be above sigma_min = 0.01, got {args.sigma_max}")
     for name in ("steps", "cond_drop", "batch_size", "lr", "sigma_max"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if pathlib.Path(args.out).exists() and not pathlib.Path(args.out).is_dir():
         raise ToydiffError(f"--out {args.out} is a file; expected a run directory")
     config = dataclasses.replace(base, **changes)
-    _check_config(config, cloud)  # before the progress bar starts, so an error stays one line
+    check_config(config, cloud)  # before the progress bar starts, so an error stays one line
     model = train(config, cloud, progress=not args.quiet)
     path = model.save(args.out)
     payload = {

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 import pathlib
 import sys
@@ -83,7 +84,7 @@ class _Progress:
     train_s: float = 0.0
 
 
-def _check_config(config: TrainConfig, cloud: data_lib.PointCloud):
+def check_config(config: TrainConfig, cloud: data_lib.PointCloud):
     """Raise ToydiffError for settings that cannot train on this data."""
     if config.steps < 1:
         raise ToydiffError(f"--steps must be at least 1, got {config.steps}")
@@ -91,6 +92,12 @@ def _check_config(config: TrainConfig, cloud: data_lib.PointCloud):
         raise ToydiffError(f"chunk must be at least 1, got {config.chunk}")
     if not 0.0 <= config.cond_drop < 1.0:
         raise ToydiffError(f"--cond-drop must be in [0, 1), got {config.cond_drop}")
+    if config.batch_size < 0:
+        raise ToydiffError(f"--batch-size must be 0 (all points) or more, got {config.batch_size}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ToydiffError(f"--lr must be a positive number, got {config.lr}")
+    if config.process == "ve" and not (math.isfinite(config.sigma_max) and config.sigma_max > 0.01):
+        raise ToydiffError(f"--sigma-max must be above sigma_min = 0.01, got {config.sigma_max}")
     if config.labels and cloud.labels is None:
         raise ToydiffError(f"--labels needs labelled data, but {cloud.name!r} has no labels")
     if config.labels and cloud.num_classes != config.net.num_classes:
@@ -115,7 +122,7 @@ def train_chunks(config: TrainConfig, cloud: data_lib.PointCloud | None = None) 
         TrainingError: if the loss becomes NaN or infinite.
     """
     cloud = data_lib.load(config.data) if cloud is None else cloud
-    _check_config(config, cloud)
+    check_config(config, cloud)
     graphdef, params = init_network(config.net, config.seed)
     ema = params
     opt_state = _optimizer(config).init(params)

@@ -736,7 +736,7 @@ def cfg_sweep(
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("guidance weight w")
     ax.set_ylabel("class accuracy")
-    ax.legend(loc="lower right", framealpha=0.8)
+    ax.legend(loc="center right", framealpha=0.8)  # clear of the target line and default-w label
     if title:
         ax.set_title(title)
     return fig

@@ -54,7 +54,7 @@ from PIL import Image as PILImage
 from toydiff import data as data_lib
 from toydiff import metrics, samplers, viz
 from toydiff.errors import ToydiffError
-from toydiff.guidance import classifier_free
+from toydiff.guidance import classifier_free, default_weight
 from toydiff.model import REFERENCE, Model, TrainConfig
 from toydiff.oracle import exact_field
 from toydiff.processes import VE, random_walk
@@ -701,7 +701,7 @@ class GuidanceExplorer(_Explorer):
 
     NONE = "none"
 
-    def __init__(self, model, label="cats", w=3.0, negative=None, n=250, steps=64, theme=None):
+    def __init__(self, model, label="cats", w=None, negative=None, n=250, steps=64, theme=None):
         cloud = model.cloud
         if not model.config.labels or cloud.labels is None:
             raise ToydiffError(
@@ -710,6 +710,7 @@ class GuidanceExplorer(_Explorer):
             )
         _check_choice("label", label, cloud.class_names)
         _check_choice("negative class", negative, (None, *cloud.class_names))
+        w = default_weight(negative) if w is None else w
         _check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
         self.model, self.process, self.steps = model, model.process, steps
@@ -804,7 +805,7 @@ class GuidanceExplorer(_Explorer):
 
 
 def guidance_explorer(
-    model: Model, label="cats", w=3.0, negative=None, n=250, steps=64, theme=None
+    model: Model, label="cats", w=None, negative=None, n=250, steps=64, theme=None
 ) -> GuidanceExplorer:
     """Classifier-free guidance and negative classes on a class-conditional model (ch. 8 and 9).
 
@@ -815,7 +816,8 @@ def guidance_explorer(
     Args:
         model: a model trained with labels (e.g. on ``"spiral-classes"``).
         label: the class to steer toward.
-        w: guidance weight, eps = eps_u + w (eps_c - eps_u) (w = 1 plain conditional).
+        w: guidance weight, eps = eps_u + w (eps_c - eps_u) (w = 1 plain conditional); None
+            for the default (3, or 1.25 with a negative class: ``guidance.default_weight``).
         negative: a class to steer away from, or None.
         n: number of samples.
         steps: DDPM steps.
