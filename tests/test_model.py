@@ -82,3 +82,14 @@ def test_label_errors(small, small_labelled):
     with pytest.raises(ToydiffError, match="exact"):
         small_labelled.denoiser(label="dogs", exact=True, guidance=2.0)
     assert small_labelled.label_id("cats") == 2
+
+
+def test_field_is_compiled_once(small):
+    from toydiff import model as model_lib
+
+    pts = np.zeros((900, 2), np.float32)
+    small.field(pts, 0.2)
+    size = model_lib._field._cache_size()
+    small.field(pts, 0.7)
+    small.field(pts + 1, 0.4)
+    assert model_lib._field._cache_size() == size

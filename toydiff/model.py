@@ -185,8 +185,8 @@ class Model:
 
     def field(self, points, t, **denoiser_kwargs):
         """The vector field -eps_hat at points (n, 2) and scalar time t; see ``denoiser``."""
-        _, eps_hat = self.denoiser(**denoiser_kwargs)(jnp.asarray(points, jnp.float32), t)
-        return -eps_hat
+        denoiser = self.denoiser(**denoiser_kwargs)
+        return _field(denoiser, jnp.asarray(points, jnp.float32), jnp.float32(t))
 
     def sample(self, key, n=2000, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
         """Sample with any sampler; returns the trajectory, shape (steps + 1, n, 2).
@@ -244,6 +244,12 @@ class Model:
             raise CheckpointError(f"{path} does not match its network shape: {err}") from None
         params = jax.tree.map(jnp.asarray, params)
         return cls(config, graphdef, params, cloud, run.loss_history, {}, interrupted)
+
+
+@jax.jit
+def _field(denoiser, points, t):
+    """-eps_hat of a denoiser (a pytree, so new parameters or t do not recompile)."""
+    return -denoiser(points, t)[1]
 
 
 def _cloud_of(config: TrainConfig, run: checkpoint.Run, class_names) -> data_lib.PointCloud:
