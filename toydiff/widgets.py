@@ -510,23 +510,17 @@ class SamplerExplorer(_Explorer):
             value=eta, min=0.0, max=1.0, step=0.05, description="eta", continuous_update=True, **s
         )
         self.noise = widgets.Checkbox(value=noise, description="noise (ddpm)")
-        self.start_x = widgets.FloatSlider(
-            value=start[0],
-            min=-3.0,
-            max=3.0,
-            step=0.05,
-            description="start x",
-            continuous_update=True,
-            **s,
-        )
-        self.start_y = widgets.FloatSlider(
-            value=start[1],
-            min=-3.0,
-            max=3.0,
-            step=0.05,
-            description="start y",
-            continuous_update=True,
-            **s,
+        self.start_x, self.start_y = (
+            widgets.FloatSlider(
+                value=v,
+                min=-3.0,
+                max=3.0,
+                step=0.05,
+                description=f"start {name}",
+                continuous_update=True,
+                **s,
+            )
+            for name, v in zip("xy", start, strict=True)
         )
         self.seed = widgets.IntSlider(
             value=seed, min=0, max=99, description="seed", continuous_update=False, **s
