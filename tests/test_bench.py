@@ -13,6 +13,7 @@ KEYS = (
     "trajectory_256x64_s",
     "widget_field_explorer_s",
     "widget_sampler_explorer_s",
+    "widget_forward_explorer_s",
 )
 
 

@@ -236,5 +236,9 @@ def test_live_training_returns_the_model_and_shows_the_last_step(trained):
 
 def test_bench_widgets_reports_median_seconds(model):
     report = widgets.bench_widgets(model, moves=3)
-    assert set(report) == {"widget_field_explorer_s", "widget_sampler_explorer_s"}
+    assert set(report) == {
+        "widget_field_explorer_s",
+        "widget_sampler_explorer_s",
+        "widget_forward_explorer_s",
+    }
     assert all(0 < v < 1 for v in report.values())

@@ -70,6 +70,7 @@ WIDGETS = (
 MODES = ("learned", "exact", "both")
 PATH_STEPS = 64  # DDIM steps of a clicked probability-flow path
 TAIL = 10  # steps of fading tail behind each particle
+DRAWN_WALKERS = 400  # walkers the forward explorer draws; the variance uses all of them
 LIVE_FIELD_T = 0.3  # the time at which live_training shows the field
 _TIMES = np.round(np.linspace(0.0, 1.0, 101), 2)  # the t slider's values
 _PNG = {"compress_level": 1}  # fast zlib: PNG encoding drops from ~15 to ~7 ms per frame
@@ -887,8 +888,8 @@ class ForwardExplorer(_Explorer):
         )
         self._tails = next(c for c in colls if isinstance(c, LineCollection))
         self._dots = [c for c in colls if c is not self._tails][0]
-        n = self.paths.shape[1]
-        self._rgba = np.tile(to_rgba_array([self.theme["sample"]]), (n, 1))
+        self._shown = self.paths[:, :DRAWN_WALKERS]  # all walkers count; these few are drawn
+        self._rgba = np.tile(to_rgba_array([self.theme["sample"]]), (self._shown.shape[1], 1))
         self._ax = ax
         self._adopt(fig, [*colls, ax.title])  # the data are drawn last, on top of the walks
 
@@ -900,10 +901,10 @@ class ForwardExplorer(_Explorer):
 
     def _draw(self) -> None:
         k = self.step
-        segs, colors = viz.tail_segments(self.paths, k, TAIL, self._rgba)
+        segs, colors = viz.tail_segments(self._shown, k, TAIL, self._rgba)
         self._tails.set_segments(segs)
         self._tails.set_color(colors)
-        self._dots.set_offsets(self.paths[k])
+        self._dots.set_offsets(self._shown[k])
         t = self.ts[k]
         self._ax.title.set_text(f"forward walk, t = {t:.2f}")
         sim, exact = self.simulated_variance, self.closed_form_variance
@@ -1020,26 +1021,31 @@ def live_training(config: TrainConfig | None = None, cloud=None, theme=None) -> 
 
 
 def bench_widgets(model: Model, moves: int = 20) -> dict:
-    """Median update seconds of the field and sampler explorers, after warm-up.
+    """Median update seconds of the field, sampler and forward explorers, after warm-up.
 
     Args:
         model: a trained model.
         moves: number of slider moves to time.
 
     Returns:
-        ``{"widget_field_explorer_s": ..., "widget_sampler_explorer_s": ...}``: the median over
-        t moves (field evaluation + redraw) and over eta moves of DDIM with 64 steps
-        (sampling 257 particles + redraw).
+        ``{"widget_field_explorer_s": ..., "widget_sampler_explorer_s": ...,
+        "widget_forward_explorer_s": ...}``: the median over t moves (field evaluation + redraw),
+        over eta moves of DDIM with 64 steps (sampling 257 particles + redraw) and over t moves
+        of the forward walk (redraw).
     """
     field = FieldExplorer(model, t=0.5)
     sampler = SamplerExplorer(model, sampler="ddim", eta=0.0)
-    field_s, sampler_s = [], []
+    forward = ForwardExplorer(t=0.3)
+    field_s, sampler_s, forward_s = [], [], []
     for k in range(moves):
         field.t.value = round(0.05 + 0.04 * k, 2)  # never 0.5, so every move is a change
         field_s.append(field.latency)
         sampler.eta.value = round(1.0 - 0.05 * k, 2)  # never 0.0
         sampler_s.append(sampler.latency)
+        forward.t.value = round(0.32 + 0.03 * k, 2)  # never 0.3
+        forward_s.append(forward.latency)
     return {
         "widget_field_explorer_s": float(np.median(field_s)),
         "widget_sampler_explorer_s": float(np.median(sampler_s)),
+        "widget_forward_explorer_s": float(np.median(forward_s)),
     }
