@@ -135,6 +135,20 @@ def _display(view) -> None:
         display(view.widget)
 
 
+def _time_slider(t: float) -> widgets.FloatSlider:
+    """The live t slider over [0, 1] that the field and forward explorers share."""
+    return widgets.FloatSlider(
+        value=t,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        description="t",
+        readout_format=".2f",
+        continuous_update=True,
+        **_SLIDER,
+    )
+
+
 class _Explorer:
     """Shared plumbing: one figure rendered to PNG bytes in an Image, a readout and a latency."""
 
@@ -276,16 +290,7 @@ class FieldExplorer(_Explorer):
         self.model, self.process = model, model.process
         self.n, self.grid = n, metrics.grid(n, viz.LIM)  # (n * n, 2)
         self._denoisers = {"learned": model.denoiser(), "exact": model.denoiser(exact=True)}
-        self.t = widgets.FloatSlider(
-            value=t,
-            min=0.0,
-            max=1.0,
-            step=0.01,
-            description="t",
-            readout_format=".2f",
-            continuous_update=True,
-            **_SLIDER,
-        )
+        self.t = _time_slider(t)
         self.mode = widgets.ToggleButtons(options=MODES, value=mode)
         self.paths, self.fields = {}, {}
         self._phase = self._phase_diagnostics()
@@ -862,16 +867,7 @@ class ForwardExplorer(_Explorer):
         alpha = np.asarray(self.process.alpha(self.ts))[:, None, None]
         self._variances = np.var(self.paths - alpha * x0[None], axis=(1, 2))  # (steps + 1,)
         self._sigma2 = np.asarray(self.process.sigma(self.ts)) ** 2
-        self.t = widgets.FloatSlider(
-            value=t,
-            min=0.0,
-            max=1.0,
-            step=0.01,
-            description="t",
-            readout_format=".2f",
-            continuous_update=True,
-            **_SLIDER,
-        )
+        self.t = _time_slider(t)
         self.widget = widgets.VBox([self.t, self.image, self.readout, self.timing])
         self._build()
         self.update()
