@@ -8,6 +8,7 @@ guided) and hand it to the samplers and metrics.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 
 import jax
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toydiff import checkpoint
+from toydiff import checkpoint, samplers
 from toydiff import data as data_lib
 from toydiff.errors import CheckpointError, ToydiffError
 from toydiff.guidance import classifier_free, default_weight
@@ -23,7 +24,6 @@ from toydiff.networks import CONDITIONAL, NetConfig, ScoreMLP
 from toydiff.objectives import NetworkDenoiser, check_objective
 from toydiff.oracle import point_set_oracle
 from toydiff.processes import make_process
-from toydiff.samplers import get_sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +111,75 @@ REFERENCE_CONDITIONAL = TrainConfig(
 """The story's 3-class model: sigma_max 1, 30,000 steps with batches of 200, label dropout."""
 
 
+class Sampling:
+    """Denoising and sampling, shared by the 2D ``Model`` and the image path's model.
+
+    A subclass provides ``params``, ``graphdef``, ``process``, ``config.objective``,
+    ``sample_shape`` (the shape of one sample), ``condition(label)`` (a user's label as the
+    network's condition, None staying None) and ``oracle(condition)`` (the exact denoiser of the
+    training data, optionally of one class).
+    """
+
+    def denoiser(self, label=None, *, exact=False, guidance=None, negative=None):
+        """The denoiser ``(xt, t) -> (x0_hat, eps_hat)`` to sample or draw with.
+
+        Args:
+            label: the condition (a class name or id) to steer toward; None for unconditional.
+            exact: use the exact oracle of the training data instead of the network.
+            guidance: classifier-free guidance weight w (toydiff convention); None means the
+                default (``guidance.default_weight``: 3, or 1.25 with a negative class).
+            negative: the condition to steer away from.
+
+        Returns:
+            A denoiser pytree.
+
+        Raises:
+            ToydiffError: for an unknown label, a non-finite weight, or guidance with --exact.
+        """
+        if guidance is not None and not math.isfinite(guidance):
+            raise ToydiffError(f"guidance weight w must be a finite number, got {guidance}")
+        label, negative = self.condition(label), self.condition(negative)
+        if exact:
+            if negative is not None or guidance is not None:
+                raise ToydiffError("guidance and negative classes need the network, not --exact")
+            return self.oracle(label)
+        net = NetworkDenoiser(self.params, None, self.graphdef, self.process, self.config.objective)
+        if label is None:
+            if negative is not None:
+                raise ToydiffError("a negative class needs a class to steer toward (--label)")
+            return net
+        w = default_weight(negative) if guidance is None else guidance
+        return classifier_free(net, label, w, negative)
+
+    def sample(self, key, n=2000, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
+        """Sample with any sampler; returns the trajectory, shape (steps + 1, n, *sample_shape).
+
+        Args:
+            key: a PRNG key; split into the starting noise and the sampler's noise.
+            n: number of samples (ignored when ``x_init`` is given).
+            steps: number of sampler steps.
+            sampler: one of ``samplers.SAMPLERS``.
+            x_init: starting noise (n, *sample_shape) at t_max; drawn from the prior if None.
+            options: sampler options, e.g. ``{"eta": 0.5}`` for ddim.
+            **kw: passed to ``denoiser`` (label, exact, guidance, negative).
+        """
+        denoiser = self.denoiser(**kw)
+        return samplers.sample(
+            key,
+            denoiser,
+            self.process,
+            n,
+            steps,
+            sampler,
+            self.sample_shape,
+            x_init,
+            **(options or {}),
+        )
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class Model:
-    """A trained (or training) model.
+class Model(Sampling):
+    """A trained (or training) 2D model.
 
     Attributes:
         config: the run's settings.
@@ -143,6 +209,19 @@ class Model:
         """The forward process the model was trained on."""
         return self.config.make_process()
 
+    @property
+    def sample_shape(self) -> tuple[int]:
+        """The shape of one sample, (2,)."""
+        return (self.config.net.dim,)
+
+    def condition(self, label) -> int | None:
+        """A label as the network's condition: its class id."""
+        return self.label_id(label)
+
+    def oracle(self, label):
+        """The exact denoiser of the training points, optionally of one class id."""
+        return point_set_oracle(self.process, self.cloud.x, self.cloud.labels, label)
+
     def label_id(self, label) -> int | None:
         """A class id from a name or id; None stays None. Raises ToydiffError if unknown."""
         if label is None:
@@ -157,55 +236,10 @@ class Model:
             raise ToydiffError(f"label id {label} is out of range 0..{self.cloud.num_classes - 1}")
         return int(label)
 
-    def denoiser(self, label=None, *, exact=False, guidance=None, negative=None):
-        """The denoiser ``(xt, t) -> (x0_hat, eps_hat)`` to sample or draw with.
-
-        Args:
-            label: class name or id to condition on; None for unconditional.
-            exact: use the exact oracle of the training points instead of the network.
-            guidance: classifier-free guidance weight w (toydiff convention); None means the
-                default (``guidance.default_weight``: 3, or 1.25 with a negative class).
-            negative: class name or id to steer away from.
-
-        Returns:
-            A denoiser pytree.
-        """
-        label, negative = self.label_id(label), self.label_id(negative)
-        if exact:
-            if negative is not None or guidance is not None:
-                raise ToydiffError("guidance and negative classes need the network, not --exact")
-            return point_set_oracle(self.process, self.cloud.x, self.cloud.labels, label)
-        net = NetworkDenoiser(self.params, None, self.graphdef, self.process, self.config.objective)
-        if label is None:
-            if negative is not None:
-                raise ToydiffError("a negative class needs a class to steer toward (--label)")
-            return net
-        w = default_weight(negative) if guidance is None else guidance
-        return classifier_free(net, label, w, negative)
-
     def field(self, points, t, **denoiser_kwargs):
         """The vector field -eps_hat at points (n, 2) and scalar time t; see ``denoiser``."""
         denoiser = self.denoiser(**denoiser_kwargs)
         return _field(denoiser, jnp.asarray(points, jnp.float32), jnp.float32(t))
-
-    def sample(self, key, n=2000, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
-        """Sample with any sampler; returns the trajectory, shape (steps + 1, n, 2).
-
-        Args:
-            key: a PRNG key; split into the starting noise and the sampler's noise.
-            n: number of samples (ignored when ``x_init`` is given).
-            steps: number of sampler steps.
-            sampler: one of ``samplers.SAMPLERS``.
-            x_init: starting points (n, 2) at t_max; drawn from the prior if None.
-            options: sampler options, e.g. ``{"eta": 0.5}`` for ddim.
-            **kw: passed to ``denoiser`` (label, exact, guidance, negative).
-        """
-        fn = get_sampler(sampler)
-        k_prior, k_run = jax.random.split(key)
-        if x_init is None:
-            x_init = self.process.prior(k_prior, (n, self.config.net.dim))
-        x_init = jnp.asarray(x_init, jnp.float32)
-        return fn(k_run, self.denoiser(**kw), self.process, x_init, steps, **(options or {}))
 
     def save(self, directory) -> pathlib.Path:
         """Write the run atomically to ``directory/run.toydiff``; returns the file path."""

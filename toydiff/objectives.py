@@ -108,10 +108,20 @@ def scale_input(process, xt, t):
     return xt / jnp.sqrt(a**2 * SIGMA_DATA**2 + s**2)
 
 
-def drop_labels(key, labels, p: float, null_class: int):
-    """Replace each label by the null class with probability p (for classifier-free guidance)."""
-    keep = jax.random.uniform(key, labels.shape) >= p
-    return jnp.where(keep, labels, null_class)
+def drop_labels(key, labels, p: float, null):
+    """Replace each condition by the null one with probability p (classifier-free guidance).
+
+    Args:
+        key: a PRNG key.
+        labels: class ids (n,) or condition vectors (n, D).
+        p: the drop probability.
+        null: the null condition: a class id, or a vector (D,).
+
+    Returns:
+        The conditions, same shape as ``labels``.
+    """
+    keep = jax.random.uniform(key, labels.shape[:1]) >= p
+    return jnp.where(keep.reshape(keep.shape + (1,) * (labels.ndim - 1)), labels, null)
 
 
 def loss_fn(params, graphdef, key, x0, labels, *, process, objective, naive_dt=0.01, cond_drop=0.0):
@@ -121,23 +131,24 @@ def loss_fn(params, graphdef, key, x0, labels, *, process, objective, naive_dt=0
         params: network parameters (an ``nnx.State``).
         graphdef: the network's graph definition.
         key: a PRNG key.
-        x0: clean points, shape (n, d).
-        labels: class ids, shape (n,), or None for an unconditional network.
+        x0: clean points, shape (n, d), or images (n, H, W, C).
+        labels: class ids (n,) or condition vectors (n, D); None for an unconditional network.
         process: a forward process.
         objective: one of ``OBJECTIVES``.
         naive_dt: step length of the naive target.
         cond_drop: probability of training on the null class instead of the label.
 
     Returns:
-        (loss, per_example): the scalar mean and the per-example squared errors, shape (n,).
+        (loss, per_example): the scalar mean and the per-example squared errors summed over
+        every axis but the first, shape (n,).
     """
     k_ex, k_drop = jax.random.split(key)
     xt, t, target = training_example(k_ex, process, x0, objective, naive_dt)
     net = nnx.merge(graphdef, params)
     if labels is not None and cond_drop > 0:
-        labels = drop_labels(k_drop, labels, cond_drop, net.config.null_class)
+        labels = drop_labels(k_drop, labels, cond_drop, net.null_condition)
     out = net(scale_input(process, xt, t), t, labels)
-    per_example = jnp.sum((out - target) ** 2, axis=-1)
+    per_example = jnp.sum((out - target) ** 2, axis=tuple(range(1, out.ndim)))
     return jnp.mean(per_example), per_example
 
 
@@ -152,7 +163,8 @@ class NetworkDenoiser:
 
     Attributes:
         params: network parameters.
-        label: class id (int32 scalar) for a conditional network; None for the null class.
+        label: the condition: a class id (int32 scalar) or a condition vector (D,); None for
+            the null condition.
         graphdef: the network's graph definition.
         process: the forward process it was trained on.
         objective: the objective it was trained with (fixes what its output means).
@@ -170,6 +182,8 @@ class NetworkDenoiser:
         return self.process.x0_eps_from(xt, t, out, _PREDICTION_OF[self.objective])
 
     def with_label(self, label):
-        """The same network with another class id (None for the null class)."""
-        label = None if label is None else jnp.asarray(label, jnp.int32)
+        """The same network with another condition: a class id, a vector, or None (null)."""
+        if label is not None:
+            label = jnp.asarray(label)
+            label = label.astype(jnp.int32 if label.ndim == 0 else jnp.float32)
         return dataclasses.replace(self, label=label)

@@ -30,10 +30,11 @@ class PointSetOracle:
     """The exact denoiser of the empirical distribution of a finite point set.
 
     E[x0 | xt] is the softmax-weighted mean of the points x_i with weights
-    exp(-|xt - a x_i|^2 / (2 s^2)), and the exact score is (a E[x0 | xt] - xt) / s^2.
+    exp(-|xt - a x_i|^2 / (2 s^2)), and the exact score is (a E[x0 | xt] - xt) / s^2. Points may
+    be images: each is then one point of the space with an axis per pixel.
 
     Attributes:
-        points: the data, shape (m, d).
+        points: the data, shape (m, d) or (m, H, W, C).
         log_weights: log prior weight of each point, shape (m,); -inf removes a point (this is
             how the class-conditional oracle keeps only one class).
         process: the forward process.
@@ -44,12 +45,18 @@ class PointSetOracle:
     process: object
 
     def __call__(self, xt, t):
-        a, s = _bcast(self.process.alpha(t), xt), _bcast(self.process.sigma(t), xt)
-        d2 = jnp.sum((xt[:, None, :] - a[:, None] * self.points[None]) ** 2, axis=-1)
+        n = xt.shape[0]
+        flat, points = xt.reshape(n, -1), self.points.reshape(self.points.shape[0], -1)
+        a, s = _bcast(self.process.alpha(t), flat), _bcast(self.process.sigma(t), flat)
+        # |x - a p|^2 = |x|^2 - 2 a x.p + a^2 |p|^2: one matrix product, no (n, m, d) array.
+        sq = jnp.sum(flat**2, axis=-1, keepdims=True) + a**2 * jnp.sum(points**2, axis=-1)
+        d2 = jnp.maximum(sq - 2 * a * (flat @ points.T), 0.0)
         # a and s have shape (n, 1) or (1, 1), so they broadcast against d2 of shape (n, m).
         w = jax.nn.softmax(-d2 / (2 * s**2) + self.log_weights[None], axis=-1)
-        x0_hat = w @ self.points
-        return x0_hat, (xt - a * x0_hat) / s
+        x0_hat = (w @ points).reshape(xt.shape)
+        return x0_hat, (xt - _bcast(self.process.alpha(t), xt) * x0_hat) / _bcast(
+            self.process.sigma(t), xt
+        )
 
 
 def point_set_oracle(process, points, labels=None, label=None) -> PointSetOracle:
@@ -57,7 +64,7 @@ def point_set_oracle(process, points, labels=None, label=None) -> PointSetOracle
 
     Args:
         process: the forward process.
-        points: the data, shape (m, d).
+        points: the data, shape (m, d) or (m, H, W, C).
         labels: class ids of the points, shape (m,), or None.
         label: keep only points with this class id; None keeps all points.
 

@@ -2,12 +2,13 @@
 
 All samplers share one signature (as in k-diffusion):
 
-    sampler(key, denoiser, process, x_init, steps, **options) -> trajectory (steps + 1, n, d)
+    sampler(key, denoiser, process, x_init, steps, **options) -> trajectory (steps + 1, n, ...)
 
 where ``denoiser(xt, t) -> (x0_hat, eps_hat)`` is a network, the exact oracle or a guided
-combination, ``x_init`` (n, d) is the starting noise at t = process.t_max, ``trajectory[0]`` is
-``x_init`` and ``trajectory[-1]`` the samples. Every sampler is a single ``lax.scan``, jitted; the
-denoiser is a pytree argument, so new parameters do not recompile. Step i draws its noise from
+combination, ``x_init`` is the starting noise at t = process.t_max, (n, d) for points or
+(n, H, W, C) for images, ``trajectory[0]`` is ``x_init`` and ``trajectory[-1]`` the samples.
+Every sampler is a single ``lax.scan``, jitted; the denoiser is a pytree argument, so new
+parameters do not recompile. Step i draws its noise from
 ``fold_in(key, i)``, so samplers that share a key share their noise.
 
 The schedule: the model is queried at ``steps`` times evenly spaced from t_max (or an optional,
@@ -231,23 +232,25 @@ def get_sampler(name: str):
     return _BY_NAME[name]
 
 
-def sample(key, denoiser, process, n, steps, sampler="ddpm", dim=2, **options):
+def sample(key, denoiser, process, n, steps, sampler="ddpm", shape=(2,), x_init=None, **options):
     """Draw the starting noise from the prior and run a sampler.
 
     Args:
         key: a PRNG key; split into the prior draw and the sampler's noise.
         denoiser: ``(xt, t) -> (x0_hat, eps_hat)``.
         process: the forward process.
-        n: number of samples.
+        n: number of samples (ignored when ``x_init`` is given).
         steps: number of sampler steps.
         sampler: one of ``SAMPLERS``.
-        dim: data dimension.
+        shape: the shape of one sample: (2,) for the 2D lab, (H, W, C) for images.
+        x_init: starting noise (n, *shape); drawn from the prior if None.
         **options: sampler options (``eta`` for ddim, ``churn`` for sde).
 
     Returns:
-        Trajectory, shape (steps + 1, n, dim).
+        Trajectory, shape (steps + 1, n, *shape).
     """
     fn = get_sampler(sampler)
     k_prior, k_run = jax.random.split(key)
-    x_init = process.prior(k_prior, (n, dim))
-    return fn(k_run, denoiser, process, x_init, steps, **options)
+    if x_init is None:
+        x_init = process.prior(k_prior, (n, *shape))
+    return fn(k_run, denoiser, process, jnp.asarray(x_init, jnp.float32), steps, **options)

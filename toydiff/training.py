@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 from tqdm.auto import tqdm
 
 from toydiff import data as data_lib
@@ -33,22 +34,57 @@ from toydiff.networks import init_network
 from toydiff.objectives import loss_fn
 
 
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["x", "labels"], meta_fields=["batch_size"]
+)
+@dataclasses.dataclass(frozen=True)
+class Resample:
+    """Where the 2D lab's batches come from: the whole set, or draws with replacement.
+
+    Attributes:
+        x: the training points, shape (n, d).
+        labels: their class ids, shape (n,), or None.
+        batch_size: examples per step; 0 means the whole set every step.
+    """
+
+    x: jax.Array
+    labels: jax.Array | None
+    batch_size: int
+
+    def draw(self, key):
+        """One batch: (x0 (b, d), labels (b,) or None)."""
+        if not self.batch_size:
+            return self.x, self.labels
+        idx = jax.random.randint(key, (self.batch_size,), 0, self.x.shape[0])
+        return self.x[idx], None if self.labels is None else self.labels[idx]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+    """Where a run stands: the step reached, the weights, their average and the optimiser state."""
+
+    step: int
+    params: nnx.State
+    ema: nnx.State
+    opt_state: optax.OptState
+
+
+def init_state(config, params) -> TrainState:
+    """The state at step 0: the initial weights, an average equal to them, a fresh optimiser."""
+    return TrainState(0, params, params, _optimizer(config).init(params))
+
+
 # No buffer donation: a chunk's snapshot must stay valid if the next chunk is interrupted.
 @functools.partial(jax.jit, static_argnames=("graphdef", "config", "length"))
-def _run_chunk(params, ema, opt_state, key, start, x, labels, *, graphdef, config, length):
+def _run_chunk(params, ema, opt_state, key, start, source, *, graphdef, config, length):
     """Run ``length`` AdamW steps from ``start``; returns params, ema, opt_state, losses."""
     opt = _optimizer(config)
     process = config.make_process()
-    n = x.shape[0]
 
     def body(carry, i):
         params, ema, opt_state = carry
         k_batch, k_loss = jax.random.split(jax.random.fold_in(key, start + i))
-        xb, lb = x, labels
-        if config.batch_size:
-            idx = jax.random.randint(k_batch, (config.batch_size,), 0, n)
-            xb = x[idx]
-            lb = None if labels is None else labels[idx]
+        xb, lb = source.draw(k_batch)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, _), grads = grad_fn(
             params,
@@ -70,7 +106,7 @@ def _run_chunk(params, ema, opt_state, key, start, x, labels, *, graphdef, confi
     return (*carry, losses)
 
 
-def _optimizer(config: TrainConfig):
+def _optimizer(config):
     """AdamW with the configured learning rate and weight decay."""
     return optax.adamw(config.lr, weight_decay=config.weight_decay)
 
@@ -82,6 +118,59 @@ class _Progress:
     steps: int = 0
     compile_s: float = 0.0
     train_s: float = 0.0
+
+
+def _next_stop(step: int, total: int, *periods: int | None) -> int:
+    """The first chunk boundary after ``step``: a multiple of any period, or ``total``."""
+    stops = [total] + [(step // p + 1) * p for p in periods if p]
+    return min(stops)
+
+
+def run_chunks(
+    config, graphdef, source, state: TrainState, key, *, every: int | None = None
+) -> Iterator[tuple[TrainState, np.ndarray, _Progress]]:
+    """The training engine: advance ``state`` to ``config.steps`` in compiled chunks.
+
+    Both the 2D lab and the image path train through this one loop. Chunk boundaries sit at
+    multiples of ``config.chunk`` (and of ``every``, where checkpoints go), counted from step 0,
+    so a run resumed from a checkpoint runs exactly the chunks an uninterrupted run does.
+
+    Args:
+        config: a frozen config with ``steps``, ``chunk``, ``lr``, ``weight_decay``, ``ema``,
+            ``objective``, ``naive_dt``, ``cond_drop`` and ``make_process()``; hashable, since the
+            compiled chunk is specialised on it.
+        graphdef: the network's graph definition.
+        source: a pytree with ``draw(key) -> (x0, labels)`` (``Resample``, or the image path's
+            lanes); its arrays may be sharded over a mesh, and the parameters replicated.
+        state: where to start (``init_state`` for a new run).
+        key: the run's key; step i draws from ``fold_in(key, i)``.
+        every: an extra period of chunk boundaries (the checkpoint period), or None.
+
+    Yields:
+        (state, losses, progress) after each chunk: the new state, the chunk's per-step losses
+        (numpy) and the compile and training seconds of this call so far.
+
+    Raises:
+        TrainingError: if the loss becomes NaN or infinite.
+    """
+    progress = _Progress()
+    compiled: dict[int, Callable] = {}
+    while state.step < config.steps:
+        length = _next_stop(state.step, config.steps, config.chunk, every) - state.step
+        args = (state.params, state.ema, state.opt_state, key, jnp.int32(state.step), source)
+        if length not in compiled:
+            t0 = time.perf_counter()
+            lowered = _run_chunk.lower(*args, graphdef=graphdef, config=config, length=length)
+            compiled[length] = lowered.compile()
+            progress.compile_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        params, ema, opt_state, chunk_losses = compiled[length](*args)
+        chunk_losses = np.asarray(chunk_losses)
+        progress.train_s += time.perf_counter() - t0
+        _check_finite(chunk_losses, state.step, config)
+        progress.steps += length
+        state = TrainState(state.step + length, params, ema, opt_state)
+        yield state, chunk_losses, progress
 
 
 def check_config(config: TrainConfig, cloud: data_lib.PointCloud):
@@ -124,34 +213,17 @@ def train_chunks(config: TrainConfig, cloud: data_lib.PointCloud | None = None) 
     cloud = data_lib.load(config.data) if cloud is None else cloud
     check_config(config, cloud)
     graphdef, params = init_network(config.net, config.seed)
-    ema = params
-    opt_state = _optimizer(config).init(params)
-    key = jax.random.key(config.seed)
-    x = jnp.asarray(cloud.x)
     labels = jnp.asarray(cloud.labels) if config.labels else None
+    source = Resample(jnp.asarray(cloud.x), labels, config.batch_size)
     losses: list[np.ndarray] = []
-    progress = _Progress()
-    compiled: dict[int, Callable] = {}
-    while progress.steps < config.steps:
-        length = min(config.chunk, config.steps - progress.steps)
-        args = (params, ema, opt_state, key, jnp.int32(progress.steps), x, labels)
-        if length not in compiled:
-            t0 = time.perf_counter()
-            lowered = _run_chunk.lower(*args, graphdef=graphdef, config=config, length=length)
-            compiled[length] = lowered.compile()
-            progress.compile_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        new_params, ema, opt_state, chunk_losses = compiled[length](*args)
-        chunk_losses = np.asarray(chunk_losses)
-        progress.train_s += time.perf_counter() - t0
-        _check_finite(chunk_losses, progress.steps, config)
-        params = new_params
-        progress.steps += length
+    start = init_state(config, params)
+    key = jax.random.key(config.seed)
+    for state, chunk_losses, progress in run_chunks(config, graphdef, source, start, key):
         losses.append(chunk_losses)
         yield Model(
             config,
             graphdef,
-            ema if config.ema else params,
+            state.ema if config.ema else state.params,
             cloud,
             np.concatenate(losses),
             _timing(progress),
@@ -175,6 +247,48 @@ def _timing(progress: _Progress) -> dict:
     return {"compile_s": progress.compile_s, "train_s": progress.train_s, "steps_per_s": rate}
 
 
+def follow(snapshots: Iterator, total: int, *, progress=True, callback=None, desc="training"):
+    """Drain an iterator of training snapshots behind a progress bar; returns the last one.
+
+    Each snapshot has ``steps`` and ``losses`` and a dataclass field ``interrupted``. Ctrl-C
+    stops the run and returns the last finished snapshot with ``interrupted=True``.
+
+    Args:
+        snapshots: e.g. ``train_chunks(config)``.
+        total: the step count the bar runs to.
+        progress: show the bar on stderr.
+        callback: called with each snapshot (for live plots).
+        desc: the bar's label.
+
+    Returns:
+        The last snapshot.
+    """
+    snap = None
+    bar = tqdm(
+        total=total,
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        desc=desc,
+        dynamic_ncols=True,
+    )
+    try:
+        for snap in snapshots:
+            new = snap.steps - bar.n
+            bar.update(new)
+            bar.set_postfix(loss=f"{snap.losses[-max(new, 1) :].mean():.4f}")
+            if callback is not None:
+                callback(snap)
+    except KeyboardInterrupt:
+        if snap is None:
+            raise
+        snap = dataclasses.replace(snap, interrupted=True)
+        print(f"\ninterrupted: keeping the model after {snap.steps} steps", file=sys.stderr)
+    finally:
+        bar.close()
+    return snap
+
+
 def train(
     config: TrainConfig = REFERENCE,
     cloud: data_lib.PointCloud | None = None,
@@ -196,29 +310,7 @@ def train(
     Returns:
         The trained ``Model``.
     """
-    model = None
-    bar = tqdm(
-        total=config.steps,
-        unit="step",
-        file=sys.stderr,
-        disable=not progress,
-        desc="training",
-        dynamic_ncols=True,
-    )
-    try:
-        for model in train_chunks(config, cloud):
-            bar.update(model.steps - bar.n)
-            bar.set_postfix(loss=f"{model.losses[-config.chunk :].mean():.4f}")
-            if callback is not None:
-                callback(model)
-    except KeyboardInterrupt:
-        if model is None:
-            raise
-        model = dataclasses.replace(model, interrupted=True)
-        print(f"\ninterrupted: keeping the model after {model.steps} steps", file=sys.stderr)
-    finally:
-        bar.close()
-    return model
+    return follow(train_chunks(config, cloud), config.steps, progress=progress, callback=callback)
 
 
 def cache_dir() -> pathlib.Path:
