@@ -74,8 +74,8 @@ class Run:
     extra: dict = dataclasses.field(default_factory=dict)
 
 
-def save_run(directory, run: Run) -> pathlib.Path:
-    """Writes ``run`` to ``directory/run.toydiff`` atomically.
+def save_run(directory, run: Run, filename: str = FILENAME) -> pathlib.Path:
+    """Writes ``run`` to ``directory/run.toydiff`` (or ``directory/filename``) atomically.
 
     The directory is created if needed. If anything fails, the temporary file is removed and any
     checkpoint already there is left untouched.
@@ -83,6 +83,7 @@ def save_run(directory, run: Run) -> pathlib.Path:
     Args:
         directory: folder for the run (str or path-like).
         run: the run to save.
+        filename: the file's name inside the directory.
 
     Returns:
         The path of the written file.
@@ -95,7 +96,7 @@ def save_run(directory, run: Run) -> pathlib.Path:
     header, arrays = _pack(run)
     text = _header_text(header)
     _make_directory(directory)
-    path = directory / FILENAME
+    path = directory / filename
     _write_atomic(path, text, arrays)
     return path
 
@@ -261,7 +262,7 @@ def _resolve(directory_or_file) -> pathlib.Path:
     if path.is_dir():
         path = path / FILENAME
     if not path.is_file():
-        raise _error(f"no run at {path}; train one with `toydiff train ... --out DIR`")
+        raise _error(f"no run at {path}; train one with `toydiff train` or `toydiff images train`")
     return path
 
 

@@ -1,4 +1,4 @@
-"""Flax NNX networks: time-conditioned MLPs for 2D points, and the conditioning modules.
+"""Flax NNX networks: time-conditioned MLPs for 2D points (the image U-Net is in ``images``).
 
 Networks only map (xt, t, label) to an output of the same shape as xt. What that output means
 (eps, x0, v, velocity) is decided by the objective, and how it is turned into a sampler's field by
@@ -55,49 +55,6 @@ def time_embedding(t, features: int):
     freqs = 0.5 * math.pi * 2.0 ** jnp.arange(features // 2, dtype=jnp.float32)
     angles = t[:, None] * freqs[None, :]
     return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
-
-
-class ClassConditioner(nnx.Module):
-    """A learned embedding of class ids with one extra row, the null class (id ``num_classes``)."""
-
-    def __init__(self, num_classes: int, dim: int, *, rngs: nnx.Rngs):
-        self.num_classes = num_classes
-        self.embed = nnx.Embed(num_classes + 1, dim, rngs=rngs)
-
-    def __call__(self, cond, n: int):
-        """Embed class ids of shape () or (n,) (None: the null class); returns (n, dim)."""
-        cond = self.num_classes if cond is None else cond
-        return self.embed(jnp.broadcast_to(jnp.asarray(cond, jnp.int32), (n,)))
-
-
-class VectorConditioner(nnx.Module):
-    """A linear map of a condition vector (e.g. a text embedding), with a learned null embedding.
-
-    The zero vector stands for "no condition": L2-normalised embeddings are never zero, so it
-    cannot be confused with a real one, and label dropout can write it like any other condition.
-    """
-
-    def __init__(self, cond_dim: int, dim: int, *, rngs: nnx.Rngs):
-        self.cond_dim = cond_dim
-        self.proj = nnx.Linear(cond_dim, dim, rngs=rngs)
-        self.null = nnx.Param(jnp.zeros((dim,), jnp.float32))
-
-    def __call__(self, cond, n: int):
-        """Embed vectors of shape (D,) or (n, D) (None or zeros: the null embedding); (n, dim)."""
-        if cond is None:
-            return jnp.broadcast_to(self.null[...], (n, self.null.shape[0]))
-        cond = jnp.broadcast_to(jnp.asarray(cond, jnp.float32), (n, self.cond_dim))
-        is_null = jnp.all(cond == 0, axis=-1, keepdims=True)
-        return jnp.where(is_null, self.null[...], self.proj(cond))
-
-
-def make_conditioner(num_classes: int, cond_dim: int, dim: int, *, rngs: nnx.Rngs):
-    """A ``ClassConditioner`` (num_classes > 0), a ``VectorConditioner`` (cond_dim > 0) or None."""
-    if num_classes:
-        return ClassConditioner(num_classes, dim, rngs=rngs)
-    if cond_dim:
-        return VectorConditioner(cond_dim, dim, rngs=rngs)
-    return None
 
 
 class ScoreMLP(nnx.Module):

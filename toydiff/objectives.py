@@ -163,8 +163,8 @@ class NetworkDenoiser:
 
     Attributes:
         params: network parameters.
-        label: the condition: a class id (int32 scalar) or a condition vector (D,); None for
-            the null condition.
+        label: the condition: a class id (int32, () or one per sample (n,)) or a condition
+            vector (float32, (D,) or (n, D)); None for the null condition.
         graphdef: the network's graph definition.
         process: the forward process it was trained on.
         objective: the objective it was trained with (fixes what its output means).
@@ -185,5 +185,7 @@ class NetworkDenoiser:
         """The same network with another condition: a class id, a vector, or None (null)."""
         if label is not None:
             label = jnp.asarray(label)
-            label = label.astype(jnp.int32 if label.ndim == 0 else jnp.float32)
+            label = label.astype(
+                jnp.int32 if jnp.issubdtype(label.dtype, jnp.integer) else jnp.float32
+            )
         return dataclasses.replace(self, label=label)

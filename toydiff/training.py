@@ -319,12 +319,39 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(root)
 
 
-def _source_hash() -> str:
-    """A hash of toydiff's own source files, so a cached model never outlives the code."""
+def source_hash(*subpackages: str) -> str:
+    """A hash of toydiff's own source files (and of ``subpackages``), so a cached model never
+    outlives the code that made it."""
+    root = pathlib.Path(__file__).parent
     h = hashlib.sha256()
-    for path in sorted(pathlib.Path(__file__).parent.glob("*.py")):
-        h.update(path.read_bytes())
+    for folder in (root, *(root / name for name in subpackages)):
+        for path in sorted(folder.glob("*.py")):
+            h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def cached(parts: list, load: Callable, make: Callable):
+    """Load a model from the cache entry named by the hash of ``parts``, or make and save it.
+
+    Args:
+        parts: JSON-serialisable parts of the cache key (config, data fingerprint, source hash).
+        load: ``load(directory) -> model``; a ToydiffError (a damaged entry) means train again.
+        make: ``make() -> model``, a model with ``save(directory)`` and ``interrupted``.
+
+    Returns:
+        The model.
+    """
+    blob = json.dumps(parts, sort_keys=True)
+    directory = cache_dir() / hashlib.sha256(blob.encode()).hexdigest()[:16]
+    if (directory / "run.toydiff").exists():
+        try:
+            return load(directory)
+        except ToydiffError:
+            pass  # a damaged cache entry is simply trained again
+    model = make()
+    if not model.interrupted:
+        model.save(directory)
+    return model
 
 
 def cached_train(config: TrainConfig = REFERENCE, *, progress: bool = True) -> Model:
@@ -341,14 +368,8 @@ def cached_train(config: TrainConfig = REFERENCE, *, progress: bool = True) -> M
         The trained ``Model``.
     """
     cloud = data_lib.load(config.data)
-    blob = json.dumps([config.to_dict(), cloud.fingerprint(), _source_hash()], sort_keys=True)
-    directory = cache_dir() / hashlib.sha256(blob.encode()).hexdigest()[:16]
-    if (directory / "run.toydiff").exists():
-        try:
-            return Model.load(directory)
-        except ToydiffError:
-            pass  # a damaged cache entry is simply trained again
-    model = train(config, cloud, progress=progress)
-    if not model.interrupted:
-        model.save(directory)
-    return model
+    return cached(
+        [config.to_dict(), cloud.fingerprint(), source_hash()],
+        Model.load,
+        lambda: train(config, cloud, progress=progress),
+    )

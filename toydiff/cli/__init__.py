@@ -1,4 +1,4 @@
-"""The ``toydiff`` command line: train, sample, eval, phase, bench and demo.
+"""The ``toydiff`` command line: train, sample, eval, phase, bench, demo, and ``images ...``.
 
 The CLI is thin: it parses arguments, calls the library and prints. With ``--json`` a verb prints
 exactly one JSON object on stdout; progress bars and notes go to stderr. A user mistake (a bad
@@ -146,19 +146,22 @@ def cmd_sample(args):
     _emit(args, payload, f"wrote {args.n} samples to {out} ({seconds:.2f} s)")
 
 
-def _read_samples(path: str) -> dict:
-    """The arrays of a ``toydiff sample`` output file; ToydiffError if it is not one."""
+def load_npz(path: str, hint: str) -> dict:
+    """The arrays of a .npz file; ToydiffError (with ``hint`` on how to make one) if unreadable."""
     p = pathlib.Path(path)
     if not p.exists():
-        raise ToydiffError(
-            f"no samples file at {path}; make one with `toydiff sample ... --out FILE.npz`"
-        )
+        raise ToydiffError(f"no samples file at {path}; make one with {hint}")
     try:
         with np.load(p, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         reason = " ".join(str(err).split())
         raise ToydiffError(f"{path} is not a readable .npz file ({reason})") from None
+
+
+def _read_samples(path: str) -> dict:
+    """The arrays of a ``toydiff sample`` output file; ToydiffError if it is not one."""
+    arrays = load_npz(path, "`toydiff sample ... --out FILE.npz`")
     x = arrays.get("x")
     if x is None or x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
         raise ToydiffError(f"{path} has no array 'x' of shape (n, 2)")
@@ -287,17 +290,23 @@ def cmd_demo(args):
 
 def build_parser() -> argparse.ArgumentParser:
     """The toydiff argument parser, with one sub-command per verb."""
+    from toydiff.cli import images
     from toydiff.objectives import OBJECTIVES
     from toydiff.samplers import SAMPLERS
 
-    parser = _Parser(prog="toydiff", description="An interactive 2D toy-diffusion lab.")
+    parser = _Parser(prog="toydiff", description="An interactive toy-diffusion lab.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
-    def verb(name, fn, help_text):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def add_verb(subparsers, name, fn, help_text):
+        p = subparsers.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         p.set_defaults(fn=fn)
         return p
+
+    def verb(name, fn, help_text):
+        return add_verb(sub, name, fn, help_text)
+
+    images.add_parser(sub, add_verb)
 
     p = verb("train", cmd_train, "train a score network on a 2D data set")
     p.add_argument("--data", default="spiral", help="dataset name or .npy/.csv/.png file")

@@ -1,0 +1,325 @@
+"""``toydiff images``: train, sample and judge the image models from the command line.
+
+Thin, like the rest of the CLI: it parses, checks every argument before any work starts, calls
+``toydiff.images`` and prints. ``--json`` prints exactly one JSON object on stdout; progress goes
+to stderr. Only process 0 of a multi-process run prints or writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+from toydiff.errors import ToydiffError
+
+
+def _emit(args, payload, text):
+    from toydiff.cli import _emit as emit
+
+    emit(args, payload, text)
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    """Parse --channels "32,64" into (32, 64)."""
+    try:
+        channels = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not channels or min(channels) < 1:
+        raise argparse.ArgumentTypeError(f"channels must be positive integers, got {text!r}")
+    return channels
+
+
+def _finite(text: str) -> float:
+    """Parse a finite float (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """Parse a positive integer (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _config(args):
+    """The run's config from the defaults of its data set and the given options."""
+    from toydiff.images.model import image_config
+
+    changes = {}
+    for name in ("size", "label_by", "process", "objective", "seed", "lr", "cond_drop", "steps"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
+    if args.batch is not None:
+        changes["batch_size"] = args.batch
+    for name in ("channels", "dtype", "conv"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.no_attention:
+        changes["attention"] = False
+    return image_config(args.data, **changes)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send everything written to file descriptor 1 to stderr meanwhile.
+
+    Native libraries write there too (gloo prints "[Gloo] Rank 0 is connected ..." when the
+    processes meet), and stdout must hold nothing but the one JSON object.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def cmd_train(args):
+    with _stdout_to_stderr():
+        payload = _train(args)
+    if payload is not None:
+        _emit(
+            args,
+            payload,
+            f"saved {payload['run']} after {payload['steps']} steps on "
+            f"{payload['mesh']['devices']} {payload['mesh']['platform']} device(s) "
+            f"(loss {payload['final_loss']:.4f})",
+        )
+
+
+def _train(args) -> dict | None:
+    """Train as the arguments say; the report for process 0, None for the others."""
+    from toydiff.images import parallel
+
+    parallel.initialize(args.distributed, args.coordinator, args.num_processes, args.process_id)
+
+    import jax
+
+    from toydiff.images import training
+    from toydiff.images.model import param_count
+
+    config = _config(args)
+    mesh = parallel.make_mesh()
+    parallel.check_batch(config.batch_size, mesh)
+    training.check_output(args.out, resume=args.resume, overwrite=args.overwrite)
+    t0 = time.perf_counter()
+    model = training.train(
+        config,
+        out=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.quiet,
+        mesh=mesh,
+    )
+    if jax.process_index() != 0:
+        return None
+    return {
+        "run": str(pathlib.Path(args.out) / "run.toydiff"),
+        "data": config.data,
+        "label_by": config.label_by,
+        "steps": model.steps,
+        "final_loss": float(model.losses[-50:].mean()),
+        "interrupted": model.interrupted,
+        "params": param_count(config.net),
+        "mesh": parallel.describe(mesh),
+        "wall_s": time.perf_counter() - t0,
+        **model.timing,
+    }
+
+
+def _output(path: str, suffix: str) -> pathlib.Path:
+    """The output file, its folder created and checked writable before any work."""
+    from toydiff.images.training import check_output
+
+    out = pathlib.Path(path)
+    if out.suffix != suffix:
+        raise ToydiffError(f"{path}: expected a {suffix} file name")
+    if out.is_dir():
+        raise ToydiffError(f"{path} is a directory; expected a {suffix} file name")
+    try:
+        check_output(out.parent, overwrite=True)
+    except ToydiffError:
+        raise ToydiffError(f"cannot write {path}: its folder is not writable") from None
+    return out
+
+
+def cmd_sample(args):
+    import jax
+
+    from toydiff.images import viz
+    from toydiff.images.model import ImageModel
+
+    out = _output(args.out, ".npz")
+    grid = None if args.grid is None else _output(args.grid, ".png")
+    model = ImageModel.load(args.run)
+    if args.negative is not None and args.label is None:
+        raise ToydiffError("--negative needs a class to steer toward (--label)")
+    if args.negative is not None and args.negative == args.label:
+        raise ToydiffError(f"--negative {args.negative} is the class asked for; pick another")
+    options = {"eta": args.eta} if args.sampler == "ddim" else {}
+    denoiser_kwargs = {
+        "label": args.label,
+        "exact": args.exact,
+        "guidance": args.guidance,
+        "negative": args.negative,
+    }
+    model.denoiser(**denoiser_kwargs)  # every label and weight checked before sampling
+    t0 = time.perf_counter()
+    traj = model.sample(
+        jax.random.key(args.seed),
+        n=args.n,
+        steps=args.steps,
+        sampler=args.sampler,
+        options=options,
+        **denoiser_kwargs,
+    )
+    traj = np.asarray(jax.block_until_ready(traj))
+    seconds = time.perf_counter() - t0
+    arrays = {
+        "x": np.clip(traj[-1], -1.0, 1.0),
+        "data": np.array(model.config.data),
+        "label_by": np.array(model.config.label_by),
+        "class_names": np.array(model.class_names),
+    }
+    if args.trajectory:
+        arrays["trajectory"] = traj
+    if args.label is not None:
+        arrays["label"] = np.int32(model.condition(args.label))
+    np.savez(out, **arrays)
+    if grid is not None:
+        viz.save_grid(arrays["x"], grid)
+    payload = {
+        "out": str(out),
+        "grid": None if grid is None else str(grid),
+        "n": args.n,
+        "shape": list(arrays["x"].shape),
+        "steps": args.steps,
+        "sampler": args.sampler,
+        "label": args.label,
+        "negative": args.negative,
+        "guidance": args.guidance,
+        "exact": args.exact,
+        "seconds": seconds,
+        "images_per_s": args.n / seconds,
+    }
+    _emit(args, payload, f"wrote {args.n} images to {out} ({seconds:.2f} s)")
+
+
+def _read_images(path: str) -> dict:
+    """The arrays of a ``toydiff images sample`` file; ToydiffError if it is not one."""
+    from toydiff.cli import load_npz
+
+    arrays = load_npz(path, "`toydiff images sample ... --out FILE.npz`")
+    x = arrays.get("x")
+    if x is None or x.ndim != 4 or x.shape[0] < 2:
+        raise ToydiffError(f"{path} has no array 'x' of shape (n >= 2, H, W, C)")
+    if not np.all(np.isfinite(x)):
+        raise ToydiffError(f"{path}: 'x' holds non-finite values")
+    return arrays
+
+
+def cmd_eval(args):
+    from toydiff.images import data as image_data
+    from toydiff.images import judge
+
+    arrays = _read_images(args.samples)
+    label_by = args.label_by
+    if label_by is None and "label_by" in arrays:
+        label_by = str(arrays["label_by"])
+    x = arrays["x"]
+    info = image_data.meta(args.data, x.shape[1] if args.data == "shapes" else None, label_by)
+    if tuple(x.shape[1:]) != info["shape"]:
+        raise ToydiffError(
+            f"{args.samples} holds images of shape {x.shape[1:]}, but {args.data} images are "
+            f"{info['shape']}"
+        )
+    label = args.label
+    if label is None and "label" in arrays:
+        label = int(arrays["label"])
+    if label is None:
+        raise ToydiffError("eval needs --label NAME (the class the samples were asked to be)")
+    image_data.class_id(label, info["class_names"], info["label_by"], args.data)
+    result = judge.evaluate(x, args.data, label, label_by=info["label_by"])
+    text = "  ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+    )
+    _emit(args, result, text)
+
+
+def add_parser(sub, verb) -> None:
+    """Add ``toydiff images {train, sample, eval}`` to the CLI's sub-parsers."""
+    from toydiff.images.unet import CONVS, DTYPES
+    from toydiff.samplers import SAMPLERS
+
+    group = sub.add_parser("images", help="the image path: digits and shapes")
+    verbs = group.add_subparsers(dest="images_verb", required=True, parser_class=type(group))
+
+    p = verb(verbs, "train", cmd_train, "train a class-conditional U-Net on digits or shapes")
+    p.add_argument("--data", required=True, choices=("digits", "shapes"))
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--size", type=int, help="image size (shapes: even, 8..64; default 16)")
+    p.add_argument("--label-by", help="class attribute (digit; shape, colour, size or hat)")
+    p.add_argument("--steps", type=_positive, help="training steps")
+    p.add_argument("--batch", type=_positive, help="global batch (a multiple of the devices)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--process", choices=("ve", "vp", "vp-cosine", "flow"))
+    p.add_argument("--objective", choices=("eps", "x0", "v", "velocity"))
+    p.add_argument("--lr", type=_finite, help="AdamW learning rate")
+    p.add_argument("--cond-drop", type=_finite, help="label dropout for guidance")
+    p.add_argument("--channels", type=_channels, help="U-Net channels per level, e.g. 32,64")
+    p.add_argument("--no-attention", action="store_true", help="no self-attention")
+    p.add_argument("--conv", choices=CONVS, help="convolution kernel: matmul (CPU) or xla")
+    p.add_argument("--dtype", choices=DTYPES, help="compute dtype of matmuls (bfloat16 on GPU/TPU)")
+    p.add_argument("--distributed", action="store_true", help="jax.distributed.initialize()")
+    p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process by hand)")
+    p.add_argument("--num-processes", type=_positive)
+    p.add_argument("--process-id", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = verb(verbs, "sample", cmd_sample, "sample a trained image run and save the images")
+    p.add_argument("--run", required=True, help="run directory made by `toydiff images train`")
+    p.add_argument("--label", help="class to generate")
+    p.add_argument("--negative", help="class to steer away from")
+    p.add_argument("--guidance", type=_finite, help="guidance weight w (3; 1.25 with --negative)")
+    p.add_argument("--sampler", default="ddim", choices=SAMPLERS)
+    p.add_argument("--steps", type=_positive, default=32)
+    p.add_argument("--eta", type=_finite, default=0.0, help="DDIM stochasticity in [0, 1]")
+    p.add_argument("--n", type=_positive, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exact", action="store_true", help="the exact oracle of the training set")
+    p.add_argument("--trajectory", action="store_true", help="also save every step")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--grid", help="also write the images as a .png grid")
+
+    p = verb(verbs, "eval", cmd_eval, "judge images: accuracy, diversity, novelty")
+    p.add_argument("samples", help=".npz file made by `toydiff images sample`")
+    p.add_argument("--data", required=True, choices=("digits", "shapes"))
+    p.add_argument("--label", help="class the images were asked to be (default: from the file)")
+    p.add_argument("--label-by", help="class attribute (default: from the file)")

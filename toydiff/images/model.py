@@ -1,0 +1,302 @@
+"""A trained image model: its settings, U-Net parameters and loss history in one object.
+
+``ImageModel`` is the image path's ``toydiff.model.Model``: it shares its ``denoiser`` and
+``sample`` (``toydiff.model.Sampling``), so guidance, negative classes, every sampler and the
+exact oracle are the 2D lab's own, now over samples of shape (H, W, C).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from toydiff import checkpoint
+from toydiff.errors import CheckpointError, ToydiffError
+from toydiff.images import data as image_data
+from toydiff.images.unet import UNet, UNetConfig
+from toydiff.model import Sampling
+from toydiff.objectives import check_objective
+from toydiff.oracle import point_set_oracle
+from toydiff.processes import make_process
+
+KIND = "images"
+CONDITIONS = ("class", "none")
+PROCESSES = ("ve", "vp", "vp-cosine", "flow")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTrainConfig:
+    """Everything that defines an image run. ``image_config(data)`` gives each data set's defaults.
+
+    Attributes:
+        data: ``"digits"`` or ``"shapes"``.
+        label_by: the attribute used as the class (digit; shape, colour, size or hat).
+        condition: ``"class"`` (a class embedding with a null class) or ``"none"``.
+        n_train: training images (shapes only; None for the default split).
+        process: the forward process: ve, vp, vp-cosine or flow.
+        sigma_max: the VE process's largest noise level (ignored by the others).
+        objective: what the U-Net predicts: eps, x0, v or velocity. Images use v: near the
+            cosine schedule's end alpha is 0.0016, so an eps network's x0_hat = (xt - sigma
+            eps_hat) / alpha multiplies its error ~600-fold, and our eps samples drifted to
+            |x| ~ 200; v-prediction keeps x0_hat bounded (Salimans & Ho 2022).
+        naive_dt: step of the naive objective (kept for the shared training loop).
+        cond_drop: probability of training on the null class (classifier-free guidance).
+        steps: optimiser steps.
+        batch_size: global batch; must divide by the number of devices.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        ema: decay of the weight average that sampling uses.
+        seed: seed of the initialisation and of every draw in training.
+        chunk: steps per compiled chunk (progress is reported between chunks).
+        net: the U-Net's shape, including its compute dtype.
+    """
+
+    data: str = "digits"
+    label_by: str = "digit"
+    condition: str = "class"
+    n_train: int | None = None
+    process: str = "vp-cosine"
+    sigma_max: float = 80.0
+    objective: str = "v"
+    naive_dt: float = 0.01
+    cond_drop: float = 0.1
+    steps: int = 500
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    ema: float = 0.995
+    seed: int = 0
+    chunk: int = 50
+    net: UNetConfig = UNetConfig(channels=(16, 32), num_classes=10)
+
+    def __post_init__(self):
+        try:
+            check_objective(self.objective)
+            self.make_process()
+            self.net.check()
+        except ValueError as err:
+            raise ToydiffError(str(err)) from None
+        if self.objective == "naive":
+            raise ToydiffError("the naive objective is a 2D teaching device; use eps, x0 or v")
+
+    def make_process(self):
+        """The forward process this run trains on."""
+        kwargs = {"sigma_max": self.sigma_max} if self.process == "ve" else {}
+        return make_process(self.process, **kwargs)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of the settings."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ImageTrainConfig:
+        """Rebuild a config from ``to_dict``'s output."""
+        net = dict(d.get("net", {}))
+        net["channels"] = tuple(net.get("channels", UNetConfig.channels))
+        return cls(**{**d, "net": UNetConfig(**net)})
+
+
+DIGITS = ImageTrainConfig()
+"""The digits model: 8x8, conditional on the digit; a U-Net of 16 and 32 channels (121k
+parameters), VP cosine, v-prediction, 500 steps of 128 images."""
+
+SHAPES = ImageTrainConfig(
+    data="shapes",
+    label_by="shape",
+    steps=2000,
+    batch_size=64,
+    net=UNetConfig(size=16, in_channels=3, patch=2, channels=(32, 64), num_classes=3),
+)
+"""The shapes model: 16x16 RGB, conditional on the shape; 2x2 patches, a U-Net of 32 and 64
+channels (388k parameters), 2,000 steps of 64 images."""
+
+
+def image_config(data: str, **changes) -> ImageTrainConfig:
+    """The default config of a data set with ``changes`` applied.
+
+    ``size``, ``label_by`` and ``condition`` reshape the U-Net to match (input size, channels
+    and number of classes); other keys are fields of ``ImageTrainConfig`` or of its ``net``.
+
+    Raises:
+        ToydiffError: an unknown data set, attribute, size or setting.
+    """
+    if data not in image_data.NAMES:
+        raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(image_data.NAMES)}")
+    base = DIGITS if data == "digits" else SHAPES
+    net_changes = {k: changes.pop(k) for k in list(changes) if k in _NET_FIELDS}
+    size = changes.pop("size", None)
+    config = dataclasses.replace(base, **changes)
+    if config.condition not in CONDITIONS:
+        raise ToydiffError(
+            f"unknown condition {config.condition!r}; allowed: {', '.join(CONDITIONS)}"
+        )
+    info = image_data.meta(data, size, config.label_by)
+    net = dataclasses.replace(
+        config.net,
+        size=info["shape"][0],
+        in_channels=info["shape"][2],
+        num_classes=len(info["class_names"]) if config.condition == "class" else 0,
+        **net_changes,
+    )
+    return dataclasses.replace(config, net=net)
+
+
+_NET_FIELDS = {f.name for f in dataclasses.fields(UNetConfig)} - {"size", "num_classes"}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageModel(Sampling):
+    """A trained (or training) image model.
+
+    Attributes:
+        config: the run's settings.
+        graphdef: the U-Net's graph definition.
+        params: the weights sampling uses (the average, when ``config.ema`` > 0).
+        losses: the loss of every step so far, shape (steps,).
+        timing: seconds spent compiling and training, and steps per second.
+        interrupted: True if training stopped early (Ctrl-C).
+    """
+
+    config: ImageTrainConfig
+    graphdef: nnx.GraphDef
+    params: nnx.State
+    losses: np.ndarray
+    timing: dict = dataclasses.field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def steps(self) -> int:
+        """Number of training steps done."""
+        return int(self.losses.shape[0])
+
+    @property
+    def process(self):
+        """The forward process the model was trained on."""
+        return self.config.make_process()
+
+    @functools.cached_property
+    def dataset(self) -> image_data.ImageSet:
+        """The training images (loaded on first use)."""
+        return load_split(self.config, "train")
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """The shape of one image, (H, W, C)."""
+        return self.config.net.dim
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the classes the model is conditioned on."""
+        return image_data.meta(self.config.data, self.config.net.size, self.config.label_by)[
+            "class_names"
+        ]
+
+    def condition(self, label):
+        """A class name or id (or a list of them, one per sample) as the network's condition.
+
+        None stays None. Raises ToydiffError for an unknown class or a run without classes.
+        """
+        if label is None:
+            return None
+        if self.config.condition != "class":
+            raise ToydiffError(
+                f"this run was trained without classes, so label {label!r} cannot be used"
+            )
+        if isinstance(label, list | tuple | np.ndarray):
+            return np.array([self.condition(item) for item in label], np.int32)
+        return image_data.class_id(label, self.class_names, self.config.label_by, self.config.data)
+
+    def oracle(self, label):
+        """The exact denoiser of the training images, optionally of one class id."""
+        ds = self.dataset
+        return point_set_oracle(self.process, ds.x, ds.labels, label)
+
+    def save(self, directory) -> pathlib.Path:
+        """Write the run atomically to ``directory/run.toydiff``; returns the file path."""
+        run = checkpoint.Run(
+            config={"kind": KIND, **self.config.to_dict(), "interrupted": self.interrupted},
+            params=nnx.to_pure_dict(self.params),
+            fingerprint=fingerprint(self.config),
+            loss_history=np.asarray(self.losses, np.float32),
+        )
+        return checkpoint.save_run(directory, run)
+
+    @classmethod
+    def load(cls, path) -> ImageModel:
+        """Read a run saved by ``save``; raises CheckpointError for a bad or foreign run."""
+        run = checkpoint.load_run(path)
+        config, interrupted = config_of(run, path)
+        if run.fingerprint != fingerprint(config):
+            raise CheckpointError(
+                f"the data of the run at {path} no longer matches its fingerprint"
+            )
+        graphdef, params = abstract_network(config.net)
+        params = restore(params, run.params, path)
+        return cls(config, graphdef, params, run.loss_history, {}, interrupted)
+
+
+def config_of(run: checkpoint.Run, path) -> tuple[ImageTrainConfig, bool]:
+    """The config of a saved image run (and its interrupted flag); CheckpointError if foreign."""
+    cfg = dict(run.config)
+    kind = cfg.pop("kind", None)
+    if kind != KIND:
+        raise CheckpointError(
+            f"{path} is a 2D run, not an image run; sample it with `toydiff sample --run ...`"
+        )
+    interrupted = bool(cfg.pop("interrupted", False))
+    try:
+        return ImageTrainConfig.from_dict(cfg), interrupted
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} has an unreadable config: {err}") from None
+
+
+def load_split(config: ImageTrainConfig, split: str) -> image_data.ImageSet:
+    """The training or held-out images of a run's data set."""
+    return image_data.load(
+        config.data, split, size=config.net.size, label_by=config.label_by, n=config.n_train
+    )
+
+
+def fingerprint(config: ImageTrainConfig) -> str:
+    """A fingerprint of the run's training data (the data set, size, split and classes)."""
+    if config.data == "digits":
+        return load_split(config, "train").fingerprint()
+    idx = image_data.shape_indices("train", config.n_train)
+    probe = image_data.shapes(size=config.net.size, indices=idx[:: max(1, len(idx) // 64)])
+    return f"shapes-{config.net.size}-{len(idx)}-{config.label_by}-{probe.fingerprint()[:16]}"
+
+
+@functools.cache
+def abstract_network(net: UNetConfig):
+    """The U-Net's graph definition and a parameter state of the right shapes (no values)."""
+    return nnx.split(nnx.eval_shape(lambda: UNet(net)), nnx.Param)
+
+
+def init_params(net: UNetConfig, seed: int):
+    """The U-Net's initial parameters (drawn on the host in milliseconds; see ``layers``)."""
+    return nnx.split(UNet(net, seed), nnx.Param)[1]
+
+
+def restore(template, pure: dict, path):
+    """Fill a parameter state of the right shapes from a saved pure dict."""
+    template = jax.tree.map(lambda a: a, template)
+    try:
+        nnx.replace_by_pure_dict(template, pure)
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path} does not match its network shape: {err}") from None
+    leaves = jax.tree.leaves(template)
+    if any(isinstance(a, jax.ShapeDtypeStruct) for a in leaves):
+        raise CheckpointError(f"{path} lacks some of its network's parameters")
+    return jax.tree.map(jnp.asarray, template)
+
+
+def param_count(net: UNetConfig) -> int:
+    """Scalar parameters of a U-Net."""
+    return sum(math.prod(a.shape) for a in jax.tree.leaves(abstract_network(net)[1]))

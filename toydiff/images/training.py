@@ -1,0 +1,285 @@
+"""Training image models: the 2D lab's training engine, data-parallel, with checkpoints.
+
+Nothing here is a second training loop. ``train_chunks`` builds the U-Net, replicates its
+weights over the device mesh, lays the training images out in lanes (``parallel.Lanes``) and
+hands all of it to ``toydiff.training.run_chunks``, the compiled ``lax.scan`` loop the 2D lab
+trains with. What it adds is the bookkeeping of long runs:
+
+- Every ``checkpoint_every`` steps, process 0 writes the whole training state (weights, their
+  average, the optimiser state and the loss history) atomically to ``DIR/state.toydiff``, with
+  ``toydiff.checkpoint``. We use our own format rather than orbax-checkpoint: the weights are
+  replicated and small (megabytes), so one process can write them whole; the format is already
+  atomic, pickle-free and tested; and it keeps start-up light. Orbax's strengths (sharded,
+  asynchronous writes of huge arrays from many hosts) would serve a model far larger than these.
+- ``resume=True`` continues from that state. Chunk boundaries sit at fixed step numbers and every
+  draw depends only on the seed and the step, so a resumed run ends bit for bit where an
+  uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import tempfile
+from collections.abc import Callable, Iterator
+
+import jax
+import numpy as np
+from flax import nnx
+
+from toydiff import checkpoint
+from toydiff.errors import CheckpointError, ToydiffError
+from toydiff.images import data as image_data
+from toydiff.images import parallel
+from toydiff.images.model import (
+    DIGITS,
+    ImageModel,
+    ImageTrainConfig,
+    abstract_network,
+    fingerprint,
+    init_params,
+    load_split,
+    restore,
+)
+from toydiff.training import (
+    TrainState,
+    _optimizer,
+    _timing,
+    cached,
+    follow,
+    init_state,
+    run_chunks,
+    source_hash,
+)
+
+STATE_FILE = "state.toydiff"
+
+
+def n_train(config: ImageTrainConfig) -> int:
+    """The number of training images of a run."""
+    if config.data == "digits":
+        return len(image_data._digit_split("train"))
+    return len(image_data.shape_indices("train", config.n_train))
+
+
+def fetcher(config: ImageTrainConfig) -> Callable:
+    """``fetch(indices) -> (x, cond)`` for training-image indices: what a process loads."""
+    if config.data == "digits":
+        images = load_split(config, "train")
+        return lambda idx: (images.x[idx], _conditions(config, images.take(idx)))
+
+    def fetch(idx):
+        images = image_data.shapes(size=config.net.size, indices=idx)
+        images = dataclasses.replace(images, label_by=config.label_by)
+        return images.x, _conditions(config, images)
+
+    return fetch
+
+
+def _conditions(config: ImageTrainConfig, images: image_data.ImageSet):
+    """What the U-Net is conditioned on, per image: class ids, or None."""
+    return images.labels if config.condition == "class" else None
+
+
+def check_output(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
+    """Check, before any training, that a run can be written to ``out``.
+
+    Raises:
+        ToydiffError: ``out`` is a file, cannot be written, holds a run that would be replaced
+            (without ``overwrite``), or holds nothing to resume (with ``resume``).
+    """
+    out = pathlib.Path(out)
+    if out.exists() and not out.is_dir():
+        raise ToydiffError(f"--out {out} is a file; expected a run directory")
+    existing = [name for name in (checkpoint.FILENAME, STATE_FILE) if (out / name).exists()]
+    if resume and STATE_FILE not in existing:
+        raise ToydiffError(f"nothing to resume: {out} holds no {STATE_FILE}")
+    if existing and not (resume or overwrite):
+        raise ToydiffError(
+            f"{out} already holds a run ({', '.join(existing)}); pass --resume to continue it "
+            "or --overwrite to replace it"
+        )
+    _check_writable(out)
+    return out
+
+
+def _check_writable(out: pathlib.Path) -> None:
+    """Create ``out`` and write a probe file in it, or raise ToydiffError saying why not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe"):
+            pass
+    except OSError as err:
+        raise ToydiffError(f"cannot write to {out}: {err.strerror or err}") from None
+
+
+def save_state(directory, config: ImageTrainConfig, state: TrainState, losses) -> pathlib.Path:
+    """Write the whole training state atomically to ``directory/state.toydiff``."""
+    host = parallel.fetch((state.params, state.ema, state.opt_state))
+    params, ema, opt_state = host
+    run = checkpoint.Run(
+        config={"kind": "images-state", "step": state.step, "train": config.to_dict()},
+        params={
+            "params": nnx.to_pure_dict(params),
+            "ema": nnx.to_pure_dict(ema),
+            "opt": dict(enumerate(jax.tree.leaves(opt_state))),
+        },
+        fingerprint=fingerprint(config),
+        loss_history=np.concatenate(losses) if losses else np.zeros(0, np.float32),
+    )
+    return checkpoint.save_run(directory, run, STATE_FILE)
+
+
+def load_state(directory, config: ImageTrainConfig) -> tuple[TrainState, list[np.ndarray]]:
+    """Read a training state written by ``save_state`` for this run's config.
+
+    Raises:
+        CheckpointError: the file is missing, foreign, or from a run with other settings.
+    """
+    path = pathlib.Path(directory) / STATE_FILE
+    run = checkpoint.load_run(path)
+    if run.config.get("kind") != "images-state":
+        raise CheckpointError(f"{path} is not an image training state")
+    saved = ImageTrainConfig.from_dict(run.config["train"])
+    if dataclasses.replace(saved, steps=config.steps) != config:
+        diff = [
+            f"{k}={v!r} (saved {getattr(saved, k)!r})"
+            for k, v in config.to_dict().items()
+            if k != "steps" and config.to_dict()[k] != saved.to_dict()[k]
+        ]
+        raise CheckpointError(f"cannot resume {path} with other settings: {', '.join(diff)}")
+    _, template = abstract_network(config.net)
+    params = restore(template, run.params["params"], path)
+    ema = restore(template, run.params["ema"], path)
+    opt_template = jax.eval_shape(_optimizer(config).init, params)
+    leaves = [run.params["opt"][i] for i in range(len(run.params["opt"]))]
+    opt_state = jax.tree.unflatten(jax.tree.structure(opt_template), leaves)
+    step = int(run.config["step"])
+    if step > config.steps:
+        raise CheckpointError(f"{path} is at step {step}, past --steps {config.steps}")
+    return TrainState(step, params, ema, opt_state), [run.loss_history]
+
+
+def train_chunks(
+    config: ImageTrainConfig = DIGITS,
+    *,
+    out=None,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
+    mesh=None,
+) -> Iterator[ImageModel]:
+    """Train an image model, yielding an ``ImageModel`` snapshot after every chunk.
+
+    Args:
+        config: the run's settings.
+        out: the run directory for periodic checkpoints (written by process 0 only), or None.
+        resume: continue from ``out/state.toydiff``.
+        checkpoint_every: steps between checkpoints (None: only at the end).
+        mesh: the device mesh (default: every device JAX sees).
+
+    Yields:
+        The model after each chunk, its weights copied to the host.
+    """
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    parallel.check_batch(config.batch_size, mesh)
+    graphdef, _ = abstract_network(config.net)
+    if resume:
+        start, losses = load_state(out, config)
+    else:
+        start, losses = init_state(config, init_params(config.net, config.seed)), []
+    if start.step == config.steps:  # resumed at the end: nothing left to train
+        yield _snapshot(config, graphdef, start, losses, {})
+        return
+    start = TrainState(start.step, *parallel.replicate(_arrays(start), mesh))
+    lanes = parallel.make_lanes(mesh, config.batch_size, n_train(config), fetcher(config))
+    key = jax.random.key(config.seed)
+    writer = out is not None and jax.process_index() == 0
+    for state, chunk_losses, progress in run_chunks(
+        config, graphdef, lanes, start, key, every=checkpoint_every
+    ):
+        losses.append(chunk_losses)
+        if writer and (state.step == config.steps or _due(state.step, checkpoint_every)):
+            save_state(out, config, state, losses)
+        yield _snapshot(config, graphdef, state, losses, _timing(progress))
+
+
+def _snapshot(config, graphdef, state: TrainState, losses, timing) -> ImageModel:
+    """An ``ImageModel`` of the state, its weights copied to the host and back to one device."""
+    weights = parallel.fetch(state.ema if config.ema else state.params)
+    return ImageModel(
+        config, graphdef, jax.tree.map(jax.numpy.asarray, weights), np.concatenate(losses), timing
+    )
+
+
+def _arrays(state: TrainState):
+    """The array parts of a training state: (params, ema, opt_state)."""
+    return state.params, state.ema, state.opt_state
+
+
+def _due(step: int, every: int | None) -> bool:
+    """Whether a checkpoint falls at ``step``."""
+    return bool(every) and step % every == 0
+
+
+def train(
+    config: ImageTrainConfig = DIGITS,
+    *,
+    out=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+    callback: Callable[[ImageModel], None] | None = None,
+    mesh=None,
+) -> ImageModel:
+    """Train an image model with a progress bar, and save it to ``out`` (process 0).
+
+    Everything that can be checked is checked before training starts: the output directory, a
+    run already there, the batch against the device count. Ctrl-C keeps the last finished chunk
+    (and its checkpoint, so ``resume=True`` can continue).
+
+    Args:
+        config: the run's settings (default: the digits model).
+        out: run directory; None keeps the model in memory only.
+        resume: continue the run in ``out`` from its last checkpoint.
+        overwrite: replace a run already in ``out``.
+        checkpoint_every: steps between checkpoints in ``out``.
+        progress: show a progress bar (process 0 only).
+        callback: called with each chunk's snapshot.
+        mesh: the device mesh (default: every device JAX sees).
+
+    Returns:
+        The trained ``ImageModel``.
+    """
+    if out is not None:
+        check_output(out, resume=resume, overwrite=overwrite)
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ToydiffError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    if checkpoint_every:  # chunk boundaries must include every checkpoint
+        config = dataclasses.replace(config, chunk=math.gcd(config.chunk, checkpoint_every))
+    snapshots = train_chunks(
+        config, out=out, resume=resume, checkpoint_every=checkpoint_every, mesh=mesh
+    )
+    model = follow(
+        snapshots,
+        config.steps,
+        progress=progress and jax.process_index() == 0,
+        callback=callback,
+        desc=f"training {config.data}",
+    )
+    if out is not None and jax.process_index() == 0:
+        model.save(out)
+    return model
+
+
+def cached_train(config: ImageTrainConfig = DIGITS, *, progress: bool = True) -> ImageModel:
+    """Train once, then load the same image model from the local cache on later calls.
+
+    The cache key covers the config, the data's fingerprint and toydiff's source code.
+    """
+    return cached(
+        [config.to_dict(), fingerprint(config), source_hash("images")],
+        ImageModel.load,
+        lambda: train(config, progress=progress),
+    )
