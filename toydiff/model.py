@@ -264,6 +264,10 @@ class Model(Sampling):
         """Read a run saved by ``save``; raises CheckpointError for a bad or foreign file."""
         run = checkpoint.load_run(path)
         cfg = dict(run.config)
+        if cfg.get("kind") is not None:
+            raise CheckpointError(
+                f"{path} is an image run, not a 2D run; use `toydiff images sample --run ...`"
+            )
         class_names = tuple(cfg.pop("class_names", ()))
         interrupted = bool(cfg.pop("interrupted", False))
         try:

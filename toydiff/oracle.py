@@ -35,8 +35,9 @@ class PointSetOracle:
 
     Attributes:
         points: the data, shape (m, d) or (m, H, W, C).
-        log_weights: log prior weight of each point, shape (m,); -inf removes a point (this is
-            how the class-conditional oracle keeps only one class).
+        log_weights: log prior weight of each point, shape (1, m), or (n, m) with one row per
+            sample; -inf removes a point (this is how the class-conditional oracle keeps only
+            one class, or each sample's own class).
         process: the forward process.
     """
 
@@ -52,7 +53,7 @@ class PointSetOracle:
         sq = jnp.sum(flat**2, axis=-1, keepdims=True) + a**2 * jnp.sum(points**2, axis=-1)
         d2 = jnp.maximum(sq - 2 * a * (flat @ points.T), 0.0)
         # a and s have shape (n, 1) or (1, 1), so they broadcast against d2 of shape (n, m).
-        w = jax.nn.softmax(-d2 / (2 * s**2) + self.log_weights[None], axis=-1)
+        w = jax.nn.softmax(-d2 / (2 * s**2) + self.log_weights, axis=-1)
         x0_hat = (w @ points).reshape(xt.shape)
         return x0_hat, (xt - _bcast(self.process.alpha(t), xt) * x0_hat) / _bcast(
             self.process.sigma(t), xt
@@ -66,17 +67,19 @@ def point_set_oracle(process, points, labels=None, label=None) -> PointSetOracle
         process: the forward process.
         points: the data, shape (m, d) or (m, H, W, C).
         labels: class ids of the points, shape (m,), or None.
-        label: keep only points with this class id; None keeps all points.
+        label: keep only points with this class id, or with each sample's class id (an array
+            (n,), for n samples); None keeps all points.
 
     Returns:
         A ``PointSetOracle``.
     """
     points = jnp.asarray(points, jnp.float32)
-    log_w = jnp.zeros(points.shape[0], jnp.float32)
+    log_w = jnp.zeros((1, points.shape[0]), jnp.float32)
     if label is not None:
         if labels is None:
             raise ValueError("a class-conditional oracle needs the points' labels")
-        log_w = jnp.where(jnp.asarray(labels) == label, 0.0, -jnp.inf)
+        label = jnp.reshape(jnp.asarray(label), (-1, 1))  # (1, 1) or (n, 1)
+        log_w = jnp.where(jnp.asarray(labels)[None, :] == label, 0.0, -jnp.inf)
     return PointSetOracle(points, log_w, process)
 
 

@@ -123,7 +123,7 @@ def _train(args) -> dict | None:
 
     config = _config(args)
     mesh = parallel.make_mesh()
-    parallel.check_batch(config.batch_size, mesh)
+    training.check_config(config, mesh)
     training.check_output(args.out, resume=args.resume, overwrite=args.overwrite)
     t0 = time.perf_counter()
     model = training.train(
@@ -308,8 +308,8 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--label", help="class to generate")
     p.add_argument("--negative", help="class to steer away from")
     p.add_argument("--guidance", type=_finite, help="guidance weight w (3; 1.25 with --negative)")
-    p.add_argument("--sampler", default="ddim", choices=SAMPLERS)
-    p.add_argument("--steps", type=_positive, default=32)
+    p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
+    p.add_argument("--steps", type=_positive, default=64)
     p.add_argument("--eta", type=_finite, default=0.0, help="DDIM stochasticity in [0, 1]")
     p.add_argument("--n", type=_positive, default=64)
     p.add_argument("--seed", type=int, default=0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import numpy as np
 
 from toydiff.errors import ToydiffError
@@ -170,17 +171,21 @@ def _check_attribute(attribute: str, allowed) -> None:
         raise ToydiffError(f"unknown attribute {attribute!r}; allowed: {', '.join(allowed)}")
 
 
-@functools.cache
 def judge_for(data: str, size: int | None = None):
-    """The judge of a data set (cached: each is trained once per process)."""
+    """The judge of a data set and image size (each is trained once per process)."""
     if data == "digits":
-        return DigitJudge()
+        return _judge("digits", 8)
     if data == "shapes":
-        return ShapeJudge(image_data.SHAPES_SIZE if size is None else size)
+        return _judge("shapes", image_data.SHAPES_SIZE if size is None else size)
     raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(image_data.NAMES)}")
 
 
-def evaluate(x, data: str, label, *, label_by=None, train=None) -> dict:
+@functools.cache
+def _judge(data: str, size: int):
+    return DigitJudge() if data == "digits" else ShapeJudge(size)
+
+
+def evaluate(x, data: str, label, *, label_by=None, train=None, threshold=None) -> dict:
     """Accuracy, diversity and novelty of images that were asked to be class ``label``.
 
     Args:
@@ -189,95 +194,114 @@ def evaluate(x, data: str, label, *, label_by=None, train=None) -> dict:
         label: the class name or id they were asked to be.
         label_by: the class attribute (default: digit, or shape).
         train: the training split (loaded if None).
+        threshold: the copy distance (computed from ``train`` if None).
 
     Returns:
         {"label", "n", "accuracy", "diversity", "novelty"}.
     """
     x = np.asarray(x, np.float32)
-    train = (
-        image_data.load(data, "train", size=x.shape[1], label_by=label_by)
-        if train is None
-        else train
-    )
+    if train is None:
+        size = x.shape[1] if data == "shapes" else None
+        train = image_data.load(data, "train", size=size, label_by=label_by)
     label = train.label_id(label)
-    judge = judge_for(data, x.shape[1] if data == "shapes" else None)
-    predicted = judge.predict(x, train.label_by)
+    predicted = judge_for(data, train.shape[0]).predict(x, train.label_by)
     return {
         "label": train.class_names[label],
         "n": int(len(x)),
         "accuracy": float(np.mean(predicted == label)),
         "diversity": diversity(x, train.x[train.labels == label]),
-        "novelty": novelty(x, train.x),
-    }
-
-
-def score_model(model, *, n_per_class=50, guidance=None, negative=None, exact=False, **sampling):
-    """Sample every class of an image model at once and judge the samples class by class.
-
-    Args:
-        model: an ``ImageModel``.
-        n_per_class: samples per class.
-        guidance: the guidance weight w (None: the default).
-        negative: a class to steer away from, or None.
-        exact: sample the exact oracle of the training set instead (no guidance).
-        **sampling: ``key`` (default key(0)), ``steps``, ``sampler``.
-
-    Returns:
-        {"per_class": {name: evaluate(...)}, "accuracy", "diversity", "novelty"} (means over
-        the classes), plus "negative_share" when a negative class is given.
-    """
-    import jax
-
-    names = model.class_names
-    train = model.dataset
-    key = sampling.pop("key", jax.random.key(0))
-    per_class, negative_share = {}, []
-    threshold = copy_threshold(train.x)
-    for label in names if exact or negative is not None else [None]:
-        if negative is not None and label == negative:
-            continue
-        asked = list(names) if label is None else [label]
-        labels = [name for name in asked for _ in range(n_per_class)]
-        x = model.sample(
-            key,
-            n=len(labels),
-            label=labels if label is None else label,
-            exact=exact,
-            guidance=guidance,
-            negative=negative,
-            **sampling,
-        )[-1]
-        x = np.asarray(x)
-        for name in asked:
-            xs = x[np.array(labels) == name]
-            per_class[name] = _judged(xs, name, train, threshold, model.config.data)
-            if negative is not None:
-                negative_share.append(
-                    float(
-                        np.mean(
-                            judge_for(model.config.data, xs.shape[1]).predict(xs, train.label_by)
-                            == train.label_id(negative)
-                        )
-                    )
-                )
-    out = {
-        "per_class": per_class,
-        **{
-            m: float(np.mean([r[m] for r in per_class.values()]))
-            for m in ("accuracy", "diversity", "novelty")
-        },
-    }
-    if negative is not None:
-        out["negative_share"] = float(np.mean(negative_share))
-    return out
-
-
-def _judged(x, name, train, threshold, data) -> dict:
-    label = train.label_id(name)
-    predicted = judge_for(data, x.shape[1] if data == "shapes" else None).predict(x, train.label_by)
-    return {
-        "n": int(len(x)),
-        "accuracy": float(np.mean(predicted == label)),
-        "diversity": diversity(x, train.x[train.labels == label]),
         "novelty": novelty(x, train.x, threshold),
     }
+
+
+def _per_class(model, n_per_class: int, key, **kw) -> tuple[list, np.ndarray]:
+    """Samples of every class in one sampler call: (the asked class of each, images)."""
+    asked = [name for name in model.class_names for _ in range(n_per_class)]
+    key = jax.random.key(0) if key is None else key
+    return asked, np.clip(np.asarray(model.sample(key, n=len(asked), label=asked, **kw)[-1]), -1, 1)
+
+
+def score_model(model, *, n_per_class=50, key=None, **kw) -> dict:
+    """Sample every class of an image model and judge the samples class by class.
+
+    Args:
+        model: a class-conditional ``ImageModel``.
+        n_per_class: samples per class.
+        key: PRNG key (default key(0)).
+        **kw: passed to ``model.sample``: guidance, exact, sampler, steps.
+
+    Returns:
+        {"per_class": class name -> ``evaluate``'s dict, "accuracy", "diversity", "novelty"},
+        the last three averaged over the classes.
+    """
+    asked, x = _per_class(model, n_per_class, key, **kw)
+    train = model.dataset
+    threshold = copy_threshold(train.x)
+    asked = np.array(asked)
+    per_class = {
+        name: evaluate(x[asked == name], model.config.data, name, train=train, threshold=threshold)
+        for name in model.class_names
+    }
+    means = {m: float(np.mean([r[m] for r in per_class.values()])) for m in _MEASURES}
+    return {"per_class": per_class, **means}
+
+
+_MEASURES = ("accuracy", "diversity", "novelty")
+
+
+def confusion(model, *, n_per_class=100, key=None, **kw) -> np.ndarray:
+    """The judge's confusion matrix of the model's samples: row = asked, column = judged."""
+    asked, x = _per_class(model, n_per_class, key, **kw)
+    names = model.class_names
+    predicted = judge_for(model.config.data, model.config.net.size).predict(
+        x, model.config.label_by
+    )
+    rows = np.array([names.index(a) for a in asked])
+    counts = np.zeros((len(names), len(names)))
+    np.add.at(counts, (rows, predicted), 1)
+    return counts / n_per_class
+
+
+def negative_effect(model, *, w=None, pairs=2, n=800, key=None, **kw) -> dict:
+    """What a negative class does, on the pairs of classes the model mixes up most.
+
+    The pairs are (class, rival) where plain conditional samples (w = 1) of the class are most
+    often judged as the rival. For each pair, at the same weight w, plain guidance (away from the
+    null class) and negative guidance (away from the rival) are compared by the share of samples
+    judged as the rival.
+
+    Args:
+        model: a class-conditional ``ImageModel``.
+        w: the guidance weight of both (default: ``DEFAULT_NEGATIVE_GUIDANCE``).
+        pairs: how many of the most-confused pairs to test.
+        n: samples per pair and setting (and per class for the confusion matrix).
+        key: PRNG key (default key(0)).
+        **kw: passed to ``model.sample`` (sampler, steps).
+
+    Returns:
+        {"w", "pairs": [(class, rival, confusion at w = 1)], "plain_share", "negative_share"
+        (judged as the rival, over all pairs), "plain_accuracy", "negative_accuracy"}.
+    """
+    from toydiff.guidance import DEFAULT_NEGATIVE_GUIDANCE
+
+    w = DEFAULT_NEGATIVE_GUIDANCE if w is None else w
+    names = model.class_names
+    conf = confusion(model, n_per_class=100, key=key, guidance=1.0, **kw)
+    np.fill_diagonal(conf, -1.0)
+    order = np.argsort(conf, axis=None)[::-1][:pairs]
+    chosen = [
+        (names[i], names[j], float(conf[i, j]))
+        for i, j in zip(*np.unravel_index(order, conf.shape), strict=True)
+    ]
+    asked = [c for c, _, _ in chosen for _ in range(n)]
+    rivals = np.array([names.index(r) for _, r, _ in chosen for _ in range(n)])
+    asked_ids = np.array([names.index(c) for c in asked])
+    judge = judge_for(model.config.data, model.config.net.size)
+    key = jax.random.key(0) if key is None else key
+    out = {"w": w, "pairs": chosen}
+    for name, negative in (("plain", None), ("negative", [names[r] for r in rivals])):
+        x = model.sample(key, n=len(asked), label=asked, guidance=w, negative=negative, **kw)[-1]
+        predicted = judge.predict(np.clip(np.asarray(x), -1, 1), model.config.label_by)
+        out[f"{name}_share"] = float(np.mean(predicted == rivals))
+        out[f"{name}_accuracy"] = float(np.mean(predicted == asked_ids))
+    return out

@@ -82,6 +82,14 @@ def _conditions(config: ImageTrainConfig, images: image_data.ImageSet):
     return images.labels if config.condition == "class" else None
 
 
+def check_config(config: ImageTrainConfig, mesh) -> None:
+    """Raise ToydiffError, before any work, for a batch the data or the devices cannot give."""
+    parallel.check_batch(config.batch_size, mesh)
+    n = n_train(config)
+    if config.batch_size > n:
+        raise ToydiffError(f"--batch {config.batch_size} is larger than the {n} training images")
+
+
 def check_output(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
     """Check, before any training, that a run can be written to ``out``.
 
@@ -182,7 +190,7 @@ def train_chunks(
         The model after each chunk, its weights copied to the host.
     """
     mesh = parallel.make_mesh() if mesh is None else mesh
-    parallel.check_batch(config.batch_size, mesh)
+    check_config(config, mesh)
     graphdef, _ = abstract_network(config.net)
     if resume:
         start, losses = load_state(out, config)
@@ -252,6 +260,8 @@ def train(
     Returns:
         The trained ``ImageModel``.
     """
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    check_config(config, mesh)
     if out is not None:
         check_output(out, resume=resume, overwrite=overwrite)
     if checkpoint_every is not None and checkpoint_every < 1:

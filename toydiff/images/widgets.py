@@ -24,11 +24,11 @@ NONE = "none"
 
 def _grid_figure(picture: np.ndarray, theme: dict, inches: float = 4.5):
     """A figure holding one image artist (the tiled grid) and a title; returns (fig, ax, art)."""
-    fig = Figure(figsize=(inches, inches), dpi=100, facecolor=theme["bg"])
+    fig = Figure(figsize=(inches, inches), dpi=100, facecolor=theme["background"])
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
     ax.set_axis_off()
     art = ax.imshow(picture, interpolation="nearest")
-    ax.set_title(" ", color=theme["fg"], fontsize=13)
+    ax.set_title(" ", color=theme["text"], fontsize=theme["title_size"])
     return fig, ax, art
 
 
