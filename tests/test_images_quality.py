@@ -52,9 +52,9 @@ def test_the_exact_oracle_only_returns_training_digits(digits_model):
 
 
 def test_a_negative_class_lowers_the_share_judged_as_it(digits_model):
-    r = judge.negative_effect(digits_model, sampler="ddim", steps=32)
+    r = judge.negative_effect(digits_model, sampler="ddim", steps=16)
     print(r)
-    assert r["negative_share"] < r["plain_share"]  # 2.9% -> 1.3% here
+    assert r["negative_share"] < r["plain_share"]  # "1, not 8": 3.1% -> 2.1% here
     assert r["negative_accuracy"] >= 0.9
 
 

@@ -19,6 +19,10 @@ Typical use::
 
 from jax.random import key
 
+from toydiff import compilation
+
+compilation.enable()
+
 from toydiff import (
     data,
     exercises,

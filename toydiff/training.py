@@ -14,12 +14,12 @@ import functools
 import hashlib
 import json
 import math
-import os
 import pathlib
 import sys
 import time
 from collections.abc import Callable, Iterator
 
+import filelock
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +27,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
+from toydiff import compilation
 from toydiff import data as data_lib
 from toydiff.errors import ToydiffError, TrainingError
 from toydiff.model import REFERENCE, Model, TrainConfig
@@ -315,8 +316,7 @@ def train(
 
 def cache_dir() -> pathlib.Path:
     """Where ``cached_train`` keeps models: $TOYDIFF_CACHE, else ~/.cache/toydiff."""
-    root = os.environ.get("TOYDIFF_CACHE") or pathlib.Path.home() / ".cache" / "toydiff"
-    return pathlib.Path(root)
+    return compilation.folder().parent
 
 
 def source_hash(*subpackages: str) -> str:
@@ -343,14 +343,17 @@ def cached(parts: list, load: Callable, make: Callable):
     """
     blob = json.dumps(parts, sort_keys=True)
     directory = cache_dir() / hashlib.sha256(blob.encode()).hexdigest()[:16]
-    if (directory / "run.toydiff").exists():
-        try:
-            return load(directory)
-        except ToydiffError:
-            pass  # a damaged cache entry is simply trained again
-    model = make()
-    if not model.interrupted:
-        model.save(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # One process trains an entry; another asking for it meanwhile waits, then loads it.
+    with filelock.FileLock(f"{directory}.lock"):
+        if (directory / "run.toydiff").exists():
+            try:
+                return load(directory)
+            except ToydiffError:
+                pass  # a damaged cache entry is simply trained again
+        model = make()
+        if not model.interrupted:
+            model.save(directory)
     return model
 
 

@@ -257,6 +257,22 @@ def cmd_phase(args):
 
 
 def cmd_bench(args):
+    if args.images:
+        from toydiff.images import bench as image_bench
+
+        report = image_bench.run(batch=args.batch, dtype=args.dtype, conv=args.conv)
+        lines = [f"machine: {report['machine']}"]
+        for m in report["models"]:
+            lines.append(
+                f"{m['data']} {'x'.join(map(str, m['image']))}: train "
+                f"{m['train_images_per_s']:.0f} images/s, sample {m['sample_images_per_s']:.0f} "
+                f"images/s ({m['sample_steps']} guided DDIM steps), "
+                f"{m['forward_flops_per_image'] / 1e6:.1f} MFLOP per image forward "
+                f"(XLA: {m['xla_forward_flops_per_image'] / 1e6:.1f})"
+                + (f", MFU {m['mfu']:.1%}" if "mfu" in m else "")
+            )
+        _emit(args, report, "\n".join(lines))
+        return
     from toydiff import bench
 
     report = bench.run(steps=args.steps, progress=not args.quiet, notebooks=args.notebooks)
@@ -363,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps (15000)")
     p.add_argument("--notebooks", metavar="DIR", help="also run and time the notebooks in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--images", action="store_true", help="bench the image path instead")
+    p.add_argument("--batch", type=int, help="image batch (--images)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), help="compute dtype (--images)")
+    p.add_argument("--conv", choices=("matmul", "xla"), help="convolution kernel (--images)")
     return parser
 
 

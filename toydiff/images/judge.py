@@ -48,19 +48,25 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
-def nearest_distance(x, ref, exclude_self: bool = False) -> np.ndarray:
-    """Euclidean distance from each image of x to its nearest image in ref, shape (n,).
+def nearest(x, ref, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Each image of x's nearest image in ref: (Euclidean distances (n,), indices (n,)).
 
     With ``exclude_self`` (x is ref), an image's distance to itself is left out.
     """
     a, b = _flat(x).astype(np.float64), _flat(ref).astype(np.float64)
-    out = np.empty(len(a))
+    dist, idx = np.empty(len(a)), np.empty(len(a), np.int64)
     for s in range(0, len(a), _CHUNK):
         d = _sq_dist(a[s : s + _CHUNK], b)
         if exclude_self:
             d[np.arange(d.shape[0]), np.arange(s, s + d.shape[0])] = np.inf
-        out[s : s + _CHUNK] = d.min(1)
-    return np.sqrt(out)
+        idx[s : s + _CHUNK] = d.argmin(1)
+        dist[s : s + _CHUNK] = d[np.arange(d.shape[0]), idx[s : s + _CHUNK]]
+    return np.sqrt(dist), idx
+
+
+def nearest_distance(x, ref, exclude_self: bool = False) -> np.ndarray:
+    """Euclidean distance from each image of x to its nearest image in ref, shape (n,)."""
+    return nearest(x, ref, exclude_self)[0]
 
 
 def copy_threshold(train_x) -> float:
@@ -262,7 +268,7 @@ def confusion(model, *, n_per_class=100, key=None, **kw) -> np.ndarray:
     return counts / n_per_class
 
 
-def negative_effect(model, *, w=None, pairs=2, n=800, key=None, **kw) -> dict:
+def negative_effect(model, *, w=None, pairs=1, n=1500, key=None, **kw) -> dict:
     """What a negative class does, on the pairs of classes the model mixes up most.
 
     The pairs are (class, rival) where plain conditional samples (w = 1) of the class are most

@@ -181,6 +181,11 @@ class ImageModel(Sampling):
         """The forward process the model was trained on."""
         return self.config.make_process()
 
+    @property
+    def num_params(self) -> int:
+        """Scalar parameters of the U-Net."""
+        return param_count(self.config.net)
+
     @functools.cached_property
     def dataset(self) -> image_data.ImageSet:
         """The training images (loaded on first use)."""

@@ -265,3 +265,34 @@ class UNet(nnx.Module):
 def count_params(params) -> int:
     """Number of scalar parameters in a parameter state."""
     return sum(int(p.size) for p in jax.tree.leaves(params))
+
+
+def forward_flops(config: UNetConfig) -> int:
+    """Floating-point operations of one image through the U-Net, counted from its shape.
+
+    Matrix products and convolutions only (2 per multiply-add); norms, activations and
+    additions are a few percent more. Training costs about 3x this per image (forward plus a
+    backward pass of twice the work); a guided sampling step 2x (conditional and base).
+    """
+    c, emb, side = config.channels, config.emb_dim, config.size // config.patch
+    folded = config.in_channels * config.patch**2
+    flops = 2 * (config.time_features * emb + emb * emb)  # time MLP
+    flops += 2 * config.cond_dim * emb
+
+    def conv(px, cin, cout):
+        return 2 * px * 9 * cin * cout
+
+    def res(px, cin, cout):
+        skip = 2 * px * cin * cout if cin != cout else 0
+        return conv(px, cin, cout) + conv(px, cout, cout) + 2 * emb * cout + skip
+
+    widths = (c[0], *c)
+    px = [(side // 2**i) ** 2 for i in range(len(c))]
+    flops += conv(px[0], folded, c[0]) + conv(px[0], c[0], folded)
+    flops += sum(res(px[i], widths[i], widths[i + 1]) for i in range(len(c)))
+    flops += res(px[-1], c[-1], c[-1])
+    if config.attention:
+        flops += 2 * px[-1] * c[-1] * 4 * c[-1] + 4 * px[-1] ** 2 * c[-1]
+    ups = (c[-1], *c[::-1])
+    flops += sum(res(px[len(c) - 1 - i], ups[i] + w, w) for i, w in enumerate(c[::-1]))
+    return int(flops)

@@ -1,14 +1,19 @@
-"""Pictures of images: grids of samples and of denoising trajectories.
+"""Pictures of images: grids of samples, denoising strips, two pixels as a plane, nearest copies.
 
-Like ``toydiff.viz``, these take arrays and an optional ``ax`` and return the figure; no model
-is called here.
+Like ``toydiff.viz`` (whose themes these share), the functions take arrays and an optional
+``ax`` and return the figure; no model is called here.
 """
 
 from __future__ import annotations
 
 import math
 
+import matplotlib as mpl
 import numpy as np
+
+from toydiff.viz import _figure, _plain_axes, _themed
+
+TEN_COLOURS = mpl.colormaps["tab10"].colors  # one per digit
 
 
 def to_rgb(x) -> np.ndarray:
@@ -18,28 +23,30 @@ def to_rgb(x) -> np.ndarray:
 
 
 def tile(x, ncols: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile images (n, H, W, C) into one RGB picture with ``pad`` dark pixels between them."""
+    """Tile images (n, H, W, C) into one RGB picture with ``pad`` grey pixels between them."""
     rgb = to_rgb(x)
     n, h, w, _ = rgb.shape
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
-    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 0.15, np.float32)
+    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 0.25, np.float32)
     for i in range(n):
         r, c = divmod(i, ncols)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) :][:, :w] = rgb[i]
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        out[top : top + h, left : left + w] = rgb[i]
     return out
 
 
-def image_grid(x, ncols: int | None = None, ax=None, title: str | None = None):
+@_themed
+def image_grid(x, ncols: int | None = None, ax=None, title=None, size=5.0, theme=None):
     """Draw images (n, H, W, C) as a grid; returns the figure."""
-    import matplotlib.pyplot as plt
-
+    picture = tile(x, ncols)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(tile(x, ncols), interpolation="nearest")
+        ratio = picture.shape[0] / picture.shape[1]
+        ax = _figure(1, size, theme, height=size * ratio + (0.4 if title else 0.1)).subplots()
+    ax.imshow(picture, interpolation="nearest")
     ax.set_axis_off()
     if title:
-        ax.set_title(title)
+        ax.set_title(title, color=theme["text"])
     return ax.figure
 
 
@@ -51,10 +58,47 @@ def save_grid(x, path, ncols: int | None = None, scale: int = 8) -> None:
     Image.fromarray((picture * 255).round().astype(np.uint8)).save(path)
 
 
-def trajectory_strip(traj, frames: int = 8, ax=None):
-    """Draw a few frames of trajectories (steps + 1, n, H, W, C): rows are samples, columns time."""
+def trajectory_strip(traj, frames: int = 8, ax=None, title=None, theme=None):
+    """Frames of trajectories (steps + 1, n, H, W, C): a row per sample, noise to image."""
     traj = np.asarray(traj)
     idx = np.linspace(0, len(traj) - 1, frames).round().astype(int)
     n = traj.shape[1]
     grid = np.stack([traj[i] for i in idx], axis=1).reshape(n * frames, *traj.shape[2:])
-    return image_grid(grid, ncols=frames, ax=ax)
+    return image_grid(grid, ncols=frames, ax=ax, title=title, theme=theme)
+
+
+@_themed
+def pixel_pair(x, labels, a, b, class_names=None, ax=None, theme=None):
+    """Every image as a point in the plane of two of its pixels, coloured by class.
+
+    Args:
+        x: images (n, H, W, 1).
+        labels: class ids (n,).
+        a, b: the two pixels, as (row, column).
+        class_names: names for the legend.
+        ax: axes to draw into.
+
+    Returns:
+        The figure.
+    """
+    fig, ax = _plain_axes(ax, theme, size=(5.5, 5.0))
+    x, labels = np.asarray(x), np.asarray(labels)
+    jitter = np.random.default_rng(0).uniform(-0.03, 0.03, (len(x), 2))  # grey levels repeat
+    for k in np.unique(labels):
+        pts = np.stack([x[labels == k, a[0], a[1], 0], x[labels == k, b[0], b[1], 0]], -1)
+        pts = pts + jitter[labels == k]
+        name = str(k) if class_names is None else class_names[k]
+        ax.scatter(*pts.T, s=9, color=TEN_COLOURS[k % 10], label=name, alpha=0.7, lw=0)
+    ax.set_xlabel(f"pixel {a}")
+    ax.set_ylabel(f"pixel {b}")
+    ax.set_xlim(-1.15, 1.15)
+    ax.set_ylim(-1.15, 1.15)
+    ax.set_aspect("equal")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, frameon=False)
+    return fig
+
+
+def nearest_pairs(samples, nearest, ax=None, title=None, theme=None):
+    """Samples (n, H, W, C) above their nearest training images: a copy looks the same twice."""
+    both = np.concatenate([np.asarray(samples), np.asarray(nearest)])
+    return image_grid(both, ncols=len(samples), ax=ax, title=title, theme=theme)

@@ -1,0 +1,42 @@
+"""The image path: the 2D lab's engine on pictures, data-parallel on every device JAX sees.
+
+Built on the shared core (processes, objectives, the training loop, samplers, guidance, the exact
+oracle); nothing in the core imports it. The modules:
+
+- ``data``: scikit-learn's digits and procedural shapes with captions;
+- ``layers``, ``unet``: the U-Net with pluggable conditioning;
+- ``model``, ``training``, ``parallel``: runs, the sharded training, checkpoints and resuming;
+- ``judge``: independent classifiers, accuracy, diversity and novelty;
+- ``viz``, ``widgets``, ``exercises``, ``bench``: pictures, explorers, checkers, throughput.
+
+Typical use::
+
+    from toydiff import images
+    model = images.cached_train(images.DIGITS)           # ~50 s on a laptop, then cached
+    x = model.sample(images.key(0), n=16, label="7")[-1]  # (16, 8, 8, 1) in [-1, 1]
+    images.viz.image_grid(x)
+"""
+
+from jax.random import key
+
+from toydiff.images import data, exercises, judge, parallel, unet, viz, widgets
+from toydiff.images.model import DIGITS, SHAPES, ImageModel, ImageTrainConfig, image_config
+from toydiff.images.training import cached_train, train
+
+__all__ = [
+    "DIGITS",
+    "SHAPES",
+    "ImageModel",
+    "ImageTrainConfig",
+    "cached_train",
+    "data",
+    "exercises",
+    "image_config",
+    "judge",
+    "key",
+    "parallel",
+    "train",
+    "unet",
+    "viz",
+    "widgets",
+]
