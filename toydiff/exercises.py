@@ -665,12 +665,12 @@ def _library_guided(eps_c, eps_base, w: float) -> np.ndarray:
     return _np(guided(jnp.zeros_like(eps_c), jnp.float32(0.5))[1])
 
 
-def _guidance_inputs(chapter: int):
-    """(key, w) pairs and two (n, 2) standard-normal predictions per pair."""
+def _guidance_inputs(chapter: int, shape=(_N, 2)):
+    """Two standard-normal predictions of ``shape`` (points, or images) per guidance weight."""
     keys = jax.random.split(_key(chapter), len(_GUIDANCE_WEIGHTS))
     for key, w in zip(keys, _GUIDANCE_WEIGHTS, strict=True):
         k_c, k_b = jax.random.split(key)
-        yield jax.random.normal(k_c, (_N, 2)), jax.random.normal(k_b, (_N, 2)), w
+        yield jax.random.normal(k_c, shape), jax.random.normal(k_b, shape), w
 
 
 @functools.cache
@@ -722,10 +722,10 @@ def check_cfg(fn: Callable) -> Feedback:
 
 
 @functools.cache
-def _negative_cases() -> tuple[_Case, ...]:
+def _negative_cases(chapter: int = 9, shape=(_N, 2)) -> tuple[_Case, ...]:
     """Guidance away from a negative prediction at two weights, and the wrong versions."""
     cases = []
-    for eps_c, eps_neg, w in _guidance_inputs(9):
+    for eps_c, eps_neg, w in _guidance_inputs(chapter, shape):
         c, n = _np(eps_c), _np(eps_neg)
         mistakes = (
             (

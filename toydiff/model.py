@@ -116,8 +116,8 @@ class Sampling:
 
     A subclass provides ``params``, ``graphdef``, ``process``, ``config.objective``,
     ``sample_shape`` (the shape of one sample), ``condition(label)`` (a user's label as the
-    network's condition, None staying None) and ``oracle(condition)`` (the exact denoiser of the
-    training data, optionally of one class).
+    network's condition, None staying None) and ``oracle(label)`` (the exact denoiser of the
+    training data, optionally of the label's class).
     """
 
     def denoiser(self, label=None, *, exact=False, guidance=None, negative=None):
@@ -138,11 +138,11 @@ class Sampling:
         """
         if guidance is not None and not math.isfinite(guidance):
             raise ToydiffError(f"guidance weight w must be a finite number, got {guidance}")
-        label, negative = self.condition(label), self.condition(negative)
         if exact:
             if negative is not None or guidance is not None:
                 raise ToydiffError("guidance and negative classes need the network, not --exact")
             return self.oracle(label)
+        label, negative = self.condition(label), self.condition(negative)
         net = NetworkDenoiser(self.params, None, self.graphdef, self.process, self.config.objective)
         if label is None:
             if negative is not None:
@@ -219,8 +219,8 @@ class Model(Sampling):
         return self.label_id(label)
 
     def oracle(self, label):
-        """The exact denoiser of the training points, optionally of one class id."""
-        return point_set_oracle(self.process, self.cloud.x, self.cloud.labels, label)
+        """The exact denoiser of the training points, optionally of one class (name or id)."""
+        return point_set_oracle(self.process, self.cloud.x, self.cloud.labels, self.label_id(label))
 
     def label_id(self, label) -> int | None:
         """A class id from a name or id; None stays None. Raises ToydiffError if unknown."""

@@ -60,7 +60,7 @@ class PointSetOracle:
         )
 
 
-def point_set_oracle(process, points, labels=None, label=None) -> PointSetOracle:
+def point_set_oracle(process, points, labels=None, label=None, mask=None) -> PointSetOracle:
     """The exact denoiser of a point set, optionally restricted to one class.
 
     Args:
@@ -69,6 +69,7 @@ def point_set_oracle(process, points, labels=None, label=None) -> PointSetOracle
         labels: class ids of the points, shape (m,), or None.
         label: keep only points with this class id, or with each sample's class id (an array
             (n,), for n samples); None keeps all points.
+        mask: keep only the points where this is True: (m,), or (n, m), one row per sample.
 
     Returns:
         A ``PointSetOracle``.
@@ -80,6 +81,9 @@ def point_set_oracle(process, points, labels=None, label=None) -> PointSetOracle
             raise ValueError("a class-conditional oracle needs the points' labels")
         label = jnp.reshape(jnp.asarray(label), (-1, 1))  # (1, 1) or (n, 1)
         log_w = jnp.where(jnp.asarray(labels)[None, :] == label, 0.0, -jnp.inf)
+    if mask is not None:
+        mask = jnp.asarray(mask, bool)
+        log_w = jnp.where(mask.reshape((-1, points.shape[0])), log_w, -jnp.inf)
     return PointSetOracle(points, log_w, process)
 
 

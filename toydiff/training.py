@@ -75,29 +75,35 @@ def init_state(config, params) -> TrainState:
     return TrainState(0, params, params, _optimizer(config).init(params))
 
 
+def objective(config) -> Callable:
+    """What a config trains: ``loss(params, graphdef, key, x0, cond) -> (loss, per_example)``.
+
+    A config with a ``loss_fn()`` method brings its own (the toy CLIP's contrastive loss);
+    every other config trains the diffusion objective it names (``objectives.loss_fn``).
+    """
+    if hasattr(config, "loss_fn"):
+        return config.loss_fn()
+    return functools.partial(
+        loss_fn,
+        process=config.make_process(),
+        objective=config.objective,
+        naive_dt=config.naive_dt,
+        cond_drop=config.cond_drop,
+    )
+
+
 # No buffer donation: a chunk's snapshot must stay valid if the next chunk is interrupted.
 @functools.partial(jax.jit, static_argnames=("graphdef", "config", "length"))
 def _run_chunk(params, ema, opt_state, key, start, source, *, graphdef, config, length):
     """Run ``length`` AdamW steps from ``start``; returns params, ema, opt_state, losses."""
     opt = _optimizer(config)
-    process = config.make_process()
+    grad_fn = jax.value_and_grad(objective(config), has_aux=True)
 
     def body(carry, i):
         params, ema, opt_state = carry
         k_batch, k_loss = jax.random.split(jax.random.fold_in(key, start + i))
         xb, lb = source.draw(k_batch)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, _), grads = grad_fn(
-            params,
-            graphdef,
-            k_loss,
-            xb,
-            lb,
-            process=process,
-            objective=config.objective,
-            naive_dt=config.naive_dt,
-            cond_drop=config.cond_drop,
-        )
+        (loss, _), grads = grad_fn(params, graphdef, k_loss, xb, lb)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         ema = jax.tree.map(lambda e, p: config.ema * e + (1 - config.ema) * p, ema, params)
@@ -138,8 +144,9 @@ def run_chunks(
 
     Args:
         config: a frozen config with ``steps``, ``chunk``, ``lr``, ``weight_decay``, ``ema``,
-            ``objective``, ``naive_dt``, ``cond_drop`` and ``make_process()``; hashable, since the
-            compiled chunk is specialised on it.
+            and either ``objective``, ``naive_dt``, ``cond_drop`` and ``make_process()`` (a
+            diffusion model) or ``loss_fn()`` (see ``objective``); hashable, since the compiled
+            chunk is specialised on it.
         graphdef: the network's graph definition.
         source: a pytree with ``draw(key) -> (x0, labels)`` (``Resample``, or the image path's
             lanes); its arrays may be sharded over a mesh, and the parameters replicated.
@@ -330,6 +337,12 @@ def source_hash(*subpackages: str) -> str:
     return h.hexdigest()
 
 
+def cache_entry(parts: list) -> pathlib.Path:
+    """The cache folder of the model named by ``parts`` (trained or not)."""
+    blob = json.dumps(parts, sort_keys=True)
+    return cache_dir() / hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def cached(parts: list, load: Callable, make: Callable):
     """Load a model from the cache entry named by the hash of ``parts``, or make and save it.
 
@@ -341,8 +354,7 @@ def cached(parts: list, load: Callable, make: Callable):
     Returns:
         The model.
     """
-    blob = json.dumps(parts, sort_keys=True)
-    directory = cache_dir() / hashlib.sha256(blob.encode()).hexdigest()[:16]
+    directory = cache_entry(parts)
     directory.parent.mkdir(parents=True, exist_ok=True)
     # One process trains an entry; another asking for it meanwhile waits, then loads it.
     with filelock.FileLock(f"{directory}.lock"):

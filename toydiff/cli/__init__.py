@@ -264,7 +264,7 @@ def cmd_bench(args):
         lines = [f"machine: {report['machine']}"]
         for m in report["models"]:
             lines.append(
-                f"{m['data']} {'x'.join(map(str, m['image']))}: train "
+                f"{m['data']} {'x'.join(map(str, m['image']))} ({m['condition']}): train "
                 f"{m['train_images_per_s']:.0f} images/s, sample {m['sample_images_per_s']:.0f} "
                 f"images/s ({m['sample_steps']} guided DDIM steps), "
                 f"{m['forward_flops_per_image'] / 1e6:.1f} MFLOP per image forward "
@@ -306,7 +306,7 @@ def cmd_demo(args):
 
 def build_parser() -> argparse.ArgumentParser:
     """The toydiff argument parser, with one sub-command per verb."""
-    from toydiff.cli import images
+    from toydiff.cli import clip, images
     from toydiff.objectives import OBJECTIVES
     from toydiff.samplers import SAMPLERS
 
@@ -323,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         return add_verb(sub, name, fn, help_text)
 
     images.add_parser(sub, add_verb)
+    clip.add_parser(sub, add_verb)
 
     p = verb("train", cmd_train, "train a score network on a 2D data set")
     p.add_argument("--data", default="spiral", help="dataset name or .npy/.csv/.png file")

@@ -66,9 +66,12 @@ def _config(args):
     from toydiff.images.model import image_config
 
     changes = {}
-    for name in ("size", "label_by", "process", "objective", "seed", "lr", "cond_drop", "steps"):
+    names = ("size", "label_by", "condition", "clip", "process", "objective", "seed", "lr")
+    for name in (*names, "cond_drop", "steps"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
+    if args.clip is not None and args.condition != "text":
+        raise ToydiffError("--clip is for --condition text")
     if args.batch is not None:
         changes["batch_size"] = args.batch
     for name in ("channels", "dtype", "conv"):
@@ -176,16 +179,19 @@ def cmd_sample(args):
     out = _output(args.out, ".npz")
     grid = None if args.grid is None else _output(args.grid, ".png")
     model = ImageModel.load(args.run)
-    if args.negative is not None and args.label is None:
-        raise ToydiffError("--negative needs a class to steer toward (--label)")
-    if args.negative is not None and args.negative == args.label:
-        raise ToydiffError(f"--negative {args.negative} is the class asked for; pick another")
+    if args.clip is not None:
+        model = model.with_clip(args.clip)
+    label, negative = _asked(args, model)
+    if negative is not None and label is None:
+        raise ToydiffError("a negative needs something to steer toward (--label or --prompt)")
+    if negative is not None and negative == label:
+        raise ToydiffError(f"the negative {negative!r} is what was asked for; pick another")
     options = {"eta": args.eta} if args.sampler == "ddim" else {}
     denoiser_kwargs = {
-        "label": args.label,
+        "label": label,
         "exact": args.exact,
         "guidance": args.guidance,
-        "negative": args.negative,
+        "negative": negative,
     }
     model.denoiser(**denoiser_kwargs)  # every label and weight checked before sampling
     t0 = time.perf_counter()
@@ -209,6 +215,9 @@ def cmd_sample(args):
         arrays["trajectory"] = traj
     if args.label is not None:
         arrays["label"] = np.int32(model.condition(args.label))
+    for name in ("prompt", "negative_prompt"):
+        if getattr(args, name) is not None:
+            arrays[name] = np.array(getattr(args, name))
     np.savez(out, **arrays)
     if grid is not None:
         viz.save_grid(arrays["x"], grid)
@@ -221,12 +230,26 @@ def cmd_sample(args):
         "sampler": args.sampler,
         "label": args.label,
         "negative": args.negative,
+        "prompt": args.prompt,
+        "negative_prompt": args.negative_prompt,
         "guidance": args.guidance,
         "exact": args.exact,
         "seconds": seconds,
         "images_per_s": args.n / seconds,
     }
     _emit(args, payload, f"wrote {args.n} images to {out} ({seconds:.2f} s)")
+
+
+def _asked(args, model) -> tuple:
+    """(what to steer toward, what away from): class names, or prompts for a text run."""
+    text_run = model.config.condition == "text"
+    if text_run and (args.label is not None or args.negative is not None):
+        raise ToydiffError("this run reads prompts: use --prompt and --negative-prompt")
+    if not text_run and (args.prompt is not None or args.negative_prompt is not None):
+        raise ToydiffError("this run was trained on classes, not prompts: use --label")
+    if text_run:
+        return args.prompt, args.negative_prompt
+    return args.label, args.negative
 
 
 def _read_images(path: str) -> dict:
@@ -257,17 +280,28 @@ def cmd_eval(args):
             f"{args.samples} holds images of shape {x.shape[1:]}, but {args.data} images are "
             f"{info['shape']}"
         )
+    prompt = args.prompt
+    if prompt is None and args.label is None and "prompt" in arrays:
+        prompt = str(arrays["prompt"])
+    if prompt is not None:
+        result = judge.prompt_scores(x, prompt, args.data)
+        result["novelty"] = judge.novelty(x, image_data.load(args.data, size=x.shape[1]).x)
+        _emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
+        return
     label = args.label
     if label is None and "label" in arrays:
         label = int(arrays["label"])
     if label is None:
-        raise ToydiffError("eval needs --label NAME (the class the samples were asked to be)")
+        raise ToydiffError(
+            "eval needs --label NAME or --prompt TEXT (what the images were asked to be)"
+        )
     image_data.class_id(label, info["class_names"], info["label_by"], args.data)
     result = judge.evaluate(x, args.data, label, label_by=info["label_by"])
-    text = "  ".join(
-        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
-    )
-    _emit(args, result, text)
+    _emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
+
+
+def _fmt(key, value) -> str:
+    return f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
 
 
 def add_parser(sub, verb) -> None:
@@ -283,6 +317,8 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--size", type=int, help="image size (shapes: even, 8..64; default 16)")
     p.add_argument("--label-by", help="class attribute (digit; shape, colour, size or hat)")
+    p.add_argument("--condition", choices=("class", "text", "none"), default="class")
+    p.add_argument("--clip", help="toy CLIP run for --condition text (`toydiff clip train`)")
     p.add_argument("--steps", type=_positive, help="training steps")
     p.add_argument("--batch", type=_positive, help="global batch (a multiple of the devices)")
     p.add_argument("--seed", type=int)
@@ -307,7 +343,10 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--run", required=True, help="run directory made by `toydiff images train`")
     p.add_argument("--label", help="class to generate")
     p.add_argument("--negative", help="class to steer away from")
-    p.add_argument("--guidance", type=_finite, help="guidance weight w (3; 1.25 with --negative)")
+    p.add_argument("--prompt", help='what to draw, for a text run: "a small red circle"')
+    p.add_argument("--negative-prompt", help='what to steer away from: "... wearing a hat"')
+    p.add_argument("--clip", help="read prompts with this CLIP run (checked against the run)")
+    p.add_argument("--guidance", type=_finite, help="guidance weight w (3; 1.25 with a negative)")
     p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
     p.add_argument("--steps", type=_positive, default=64)
     p.add_argument("--eta", type=_finite, default=0.0, help="DDIM stochasticity in [0, 1]")
@@ -322,4 +361,5 @@ def add_parser(sub, verb) -> None:
     p.add_argument("samples", help=".npz file made by `toydiff images sample`")
     p.add_argument("--data", required=True, choices=("digits", "shapes"))
     p.add_argument("--label", help="class the images were asked to be (default: from the file)")
+    p.add_argument("--prompt", help="prompt the images were drawn for (default: from the file)")
     p.add_argument("--label-by", help="class attribute (default: from the file)")

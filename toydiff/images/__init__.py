@@ -4,6 +4,7 @@ Built on the shared core (processes, objectives, the training loop, samplers, gu
 oracle); nothing in the core imports it. The modules:
 
 - ``data``: scikit-learn's digits and procedural shapes with captions;
+- ``text``, ``clip``, ``shared_space``: the toy CLIP's words, model and what its space shows;
 - ``layers``, ``unet``: the U-Net with pluggable conditioning;
 - ``model``, ``training``, ``parallel``: runs, the sharded training, checkpoints and resuming;
 - ``judge``: independent classifiers, accuracy, diversity and novelty;
@@ -19,9 +20,20 @@ Typical use::
 
 from jax.random import key
 
-from toydiff.images import data, exercises, judge, parallel, unet, viz, widgets
+from toydiff.images import (
+    clip,
+    data,
+    exercises,
+    judge,
+    parallel,
+    shared_space,
+    text,
+    unet,
+    viz,
+    widgets,
+)
 from toydiff.images.model import DIGITS, SHAPES, ImageModel, ImageTrainConfig, image_config
-from toydiff.images.training import cached_train, train
+from toydiff.images.training import cached_train, text_model, text_prompts, train
 
 __all__ = [
     "DIGITS",
@@ -29,12 +41,17 @@ __all__ = [
     "ImageModel",
     "ImageTrainConfig",
     "cached_train",
+    "clip",
     "data",
     "exercises",
     "image_config",
     "judge",
     "key",
     "parallel",
+    "shared_space",
+    "text",
+    "text_model",
+    "text_prompts",
     "train",
     "unet",
     "viz",

@@ -1,14 +1,16 @@
 """``toydiff bench --images``: how fast the image path trains and samples on this machine.
 
-For digits (8x8) and 32x32 shapes: training images per second (after compiling), guided
-sampling images per second, and the U-Net's FLOPs per image, counted from its shape
-(``unet.forward_flops``) and cross-checked against XLA's ``cost_analysis``. On an accelerator
+For digits (8x8), 32x32 shapes and the text-conditioned 16x16 shapes model: training images
+per second (after compiling), guided sampling images per second, and the U-Net's FLOPs per
+image, counted from its shape (``unet.forward_flops``) and cross-checked against XLA's
+``cost_analysis``. On an accelerator
 with a known bf16 peak it adds the model FLOP utilisation (MFU).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 
 import jax
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from toydiff.bench import machine
-from toydiff.images import parallel, training
+from toydiff.images import clip, parallel, training
 from toydiff.images.model import abstract_network, image_config, param_count
 from toydiff.images.unet import forward_flops
 
@@ -60,8 +62,12 @@ def bench_config(config, steps: int = 40, n_sample: int = 256, sample_steps: int
     mesh = parallel.make_mesh()
     model = training.train(config, progress=False, mesh=mesh)
     train_rate = model.timing["steps_per_s"] * config.batch_size
-    names = model.class_names
-    labels = [names[i % len(names)] for i in range(n_sample)]
+    if config.condition == "text":
+        prompts = ("a small red circle wearing a hat", "a large blue square", "a green triangle")
+        labels = [prompts[i % len(prompts)] for i in range(n_sample)]
+    else:
+        names = model.class_names
+        labels = [names[i % len(names)] for i in range(n_sample)]
     key = jax.random.key(0)
 
     def sample():
@@ -76,6 +82,7 @@ def bench_config(config, steps: int = 40, n_sample: int = 256, sample_steps: int
     flops = forward_flops(config.net)
     report = {
         "data": config.data,
+        "condition": config.condition,
         "image": list(config.net.dim),
         "batch": config.batch_size,
         "params": param_count(config.net),
@@ -101,9 +108,16 @@ def run(batch: int | None = None, dtype: str | None = None, conv: str | None = N
     changes = {k: v for k, v in {"dtype": dtype, "conv": conv}.items() if v is not None}
     if batch is not None:
         changes["batch_size"] = batch
-    configs = [image_config("digits", **changes), image_config("shapes", size=32, **changes)]
+    with tempfile.TemporaryDirectory() as folder:  # throughput needs a CLIP, not a trained one
+        clip.untrained(clip.clip_config("shapes")).save(folder)
+        configs = [
+            image_config("digits", **changes),
+            image_config("shapes", size=32, **changes),
+            image_config("shapes", condition="text", clip=folder, **changes),
+        ]
+        models = [bench_config(c) for c in configs]
     return {
         "machine": machine(),
-        "models": [bench_config(c) for c in configs],
+        "models": models,
         "sampler": "ddim, classifier-free guidance (2 U-Net calls per step)",
     }

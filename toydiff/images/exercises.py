@@ -1,6 +1,8 @@
 """Exercise checkers for the image chapters, on the machinery of ``toydiff.exercises``.
 
-- chapter 10: ``check_novelty``: the share of samples that are not copies of a training image.
+- chapter 1: ``check_contrastive_loss``: CLIP's symmetric loss with repeated captions;
+- chapter 10: ``check_novelty``: the share of samples that are not copies of a training image;
+- chapter 11: ``check_negative_prompt``: guidance toward a prompt and away from another.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ import functools
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from toydiff.exercises import Feedback, _Case, _check, _key, _np
+from toydiff.exercises import Feedback, _Case, _check, _key, _negative_cases, _np
 from toydiff.images import judge
 
 
@@ -64,5 +67,78 @@ def check_novelty(fn: Callable) -> Feedback:
     return _check(fn, "novelty(samples, train_x, threshold)", _novelty_cases(), success)
 
 
-CHECKERS: dict[str, Callable[[Callable], Feedback]] = {"novelty": check_novelty}
+@functools.cache
+def _contrastive_cases() -> tuple[_Case, ...]:
+    """A batch with repeated captions, and the typical wrong losses."""
+    from toydiff.images.clip import symmetric_cross_entropy
+
+    captions = np.array([0, 1, 1, 2, 3, 3, 3, 4])
+    same = captions[:, None] == captions[None, :]
+    logits = 4.0 * np.asarray(jax.random.normal(_key(1), (8, 8)), np.float32)
+
+    def loss(lg, positives):
+        return _np(np.mean(symmetric_cross_entropy(jnp.asarray(lg), jnp.asarray(positives))))
+
+    log_i = np.asarray(jax.nn.log_softmax(logits, axis=1), np.float64)
+    log_t = np.asarray(jax.nn.log_softmax(logits.T, axis=1), np.float64)
+    targets = same / same.sum(1, keepdims=True)
+    mistakes = (
+        (
+            "only one direction: average the image-to-text and the text-to-image losses",
+            _np(np.mean(-(targets * log_i).sum(1))),
+        ),
+        (
+            "only the diagonal counts as a match: images whose captions are the same are "
+            "positives too (spread each row's target over all its matching captions)",
+            loss(logits, np.eye(8, dtype=bool)),
+        ),
+        (
+            "the target is not a distribution: divide each row's positives by their count",
+            _np(np.mean(0.5 * (-(same * log_i).sum(1) - (same * log_t).sum(1)))),
+        ),
+        ("summed the two directions: take their mean", 2 * loss(logits, same)),
+        ("summed over the batch: take the mean", 8 * loss(logits, same)),
+    )
+    return (_Case((logits, same), loss(logits, same), mistakes),)
+
+
+def check_contrastive_loss(fn: Callable) -> Feedback:
+    """Check ``fn(logits, same) -> loss``: CLIP's symmetric loss with repeated captions.
+
+    Args:
+        fn: the learner's function; logits (B, B) float32 (images by rows, captions by
+            columns, already scaled by the temperature) and same (B, B) bool (caption i equals
+            caption j); it returns the scalar loss, the mean over the batch of the average of
+            the image-to-text and text-to-image cross entropies, each row's target uniform
+            over its matching captions (``toydiff.images.clip.symmetric_cross_entropy``).
+
+    Returns:
+        A ``Feedback``. Named mistakes: one direction only; only the diagonal as positive;
+        targets not normalised; the directions summed; the batch summed.
+    """
+    success = "correct: the symmetric contrastive loss, every matching caption a positive"
+    return _check(fn, "contrastive_loss(logits, same)", _contrastive_cases(), success)
+
+
+def check_negative_prompt(fn: Callable) -> Feedback:
+    """Check ``fn(eps_c, eps_neg, w) -> eps`` on images: guidance toward a prompt, away from a
+    negative prompt, eps = eps_neg + w (eps_c - eps_neg).
+
+    Args:
+        fn: the learner's function; eps_c and eps_neg are float32 arrays (4, 16, 16, 3) and w a
+            float.
+
+    Returns:
+        A ``Feedback``, with chapter 9's named mistakes.
+    """
+    success = "correct: eps_neg + w (eps_c - eps_neg), the negative prompt as the base"
+    cases = _negative_cases(11, (4, 16, 16, 3))
+    return _check(fn, "negative_prompt(eps_c, eps_neg, w)", cases, success)
+
+
+CHECKERS: dict[str, Callable[[Callable], Feedback]] = {
+    "contrastive_loss": check_contrastive_loss,
+    "novelty": check_novelty,
+    "negative_prompt": check_negative_prompt,
+}
 """Every image-chapter checker by exercise name."""

@@ -311,3 +311,122 @@ def negative_effect(model, *, w=None, pairs=1, n=1500, key=None, **kw) -> dict:
         out[f"{name}_share"] = float(np.mean(predicted == rivals))
         out[f"{name}_accuracy"] = float(np.mean(predicted == asked_ids))
     return out
+
+
+def prompt_scores(x, prompt: str, data: str = "shapes") -> dict:
+    """How well images match a prompt, by the attribute judges (no CLIP, no diffusion model).
+
+    A prompt names some attributes ("a small red circle wearing a hat" names all four; "a red
+    circle" leaves size and hat free). An image is right when every named attribute is.
+
+    Args:
+        x: images (n, H, W, C).
+        prompt: the prompt they were drawn for.
+        data: their data set.
+
+    Returns:
+        {"prompt", "n", "prompt_accuracy", "<attribute>_accuracy" for each named attribute,
+        "hat_share" (the share judged to wear a hat, shapes only)}.
+    """
+    from toydiff.images import text
+
+    x = np.asarray(x, np.float32)
+    named = text.attributes(prompt, data)
+    judge = judge_for(data, x.shape[1])
+    values = image_data.meta(data, x.shape[1] if data == "shapes" else None)["values"]
+    right = np.ones(len(x), bool)
+    out = {"prompt": prompt, "n": int(len(x))}
+    for attribute, value in named.items():
+        ok = judge.predict(x, attribute) == values[attribute].index(value)
+        out[f"{attribute}_accuracy"] = float(ok.mean())
+        right &= ok
+    out["prompt_accuracy"] = float(right.mean())
+    if data == "shapes":
+        out["hat_share"] = float(np.mean(judge.predict(x, "hat") == 1))
+    return out
+
+
+def score_prompts(model, prompts, *, n=32, key=None, **kw) -> dict:
+    """Sample every prompt at once and judge each sample against its own prompt.
+
+    Args:
+        model: a text-conditioned ``ImageModel``.
+        prompts: the prompts.
+        n: samples per prompt.
+        key: PRNG key (default key(0)).
+        **kw: passed to ``model.sample`` (guidance, negative, sampler, steps); ``negative`` may
+            be one prompt or one per prompt.
+
+    Returns:
+        {"per_prompt": prompt -> ``prompt_scores``, "prompt_accuracy" (the mean over prompts),
+        "<attribute>_accuracy" (means over the prompts that name it)}.
+    """
+    prompts = list(prompts)
+    asked = [p for p in prompts for _ in range(n)]
+    negative = kw.pop("negative", None)
+    if isinstance(negative, list | tuple):
+        negative = [q for q in negative for _ in range(n)]
+    key = jax.random.key(0) if key is None else key
+    x = model.sample(key, n=len(asked), label=asked, negative=negative, **kw)[-1]
+    x = np.clip(np.asarray(x), -1, 1)
+    per_prompt = {
+        p: prompt_scores(x[i * n : (i + 1) * n], p, model.config.data)
+        for i, p in enumerate(prompts)
+    }
+    out = {"per_prompt": per_prompt}
+    keys = {
+        k for r in per_prompt.values() for k in r if k.endswith("_accuracy") or k == "hat_share"
+    }
+    for k in sorted(keys):
+        out[k] = float(np.mean([r[k] for r in per_prompt.values() if k in r]))
+    return out
+
+
+NEGATIVE_PROMPTS = (
+    "a small green square",
+    "a large red circle",
+    "a small blue circle",
+    "a large yellow triangle",
+)
+
+
+def negative_prompt_effect(model, prompts=NEGATIVE_PROMPTS, *, n=48, w=None, key=None, **kw):
+    """The share wearing a hat, for prompts that name no hat, without and with a negative prompt
+    that adds one ("... wearing a hat").
+
+    Args:
+        model: a text-conditioned ``ImageModel``.
+        prompts: prompts naming no hat.
+        n: samples per prompt and setting.
+        w: guidance weight with the negative prompt (default: ``DEFAULT_NEGATIVE_GUIDANCE``;
+            plain guidance uses the default w).
+        key: PRNG key.
+        **kw: passed to ``model.sample`` (sampler, steps).
+
+    Returns:
+        {"per_prompt": [{"prompt", "plain_hat_share", "negative_hat_share", ...}],
+        "plain_hat_share", "negative_hat_share", "negative_prompt_accuracy"}.
+    """
+    from toydiff.guidance import DEFAULT_GUIDANCE, DEFAULT_NEGATIVE_GUIDANCE
+
+    w = DEFAULT_NEGATIVE_GUIDANCE if w is None else w
+    negatives = [f"{p} wearing a hat" for p in prompts]
+    plain = score_prompts(model, prompts, n=n, key=key, guidance=DEFAULT_GUIDANCE, **kw)
+    steered = score_prompts(model, prompts, n=n, key=key, guidance=w, negative=negatives, **kw)
+    rows = [
+        {
+            "prompt": p,
+            "negative_prompt": q,
+            "plain_hat_share": plain["per_prompt"][p]["hat_share"],
+            "negative_hat_share": steered["per_prompt"][p]["hat_share"],
+            "negative_prompt_accuracy": steered["per_prompt"][p]["prompt_accuracy"],
+        }
+        for p, q in zip(prompts, negatives, strict=True)
+    ]
+    return {
+        "per_prompt": rows,
+        "w": w,
+        "plain_hat_share": plain["hat_share"],
+        "negative_hat_share": steered["hat_share"],
+        "negative_prompt_accuracy": steered["prompt_accuracy"],
+    }

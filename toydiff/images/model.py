@@ -20,6 +20,7 @@ from flax import nnx
 from toydiff import checkpoint
 from toydiff.errors import CheckpointError, ToydiffError
 from toydiff.images import data as image_data
+from toydiff.images import text
 from toydiff.images.unet import UNet, UNetConfig
 from toydiff.model import Sampling
 from toydiff.objectives import check_objective
@@ -27,7 +28,7 @@ from toydiff.oracle import point_set_oracle
 from toydiff.processes import make_process
 
 KIND = "images"
-CONDITIONS = ("class", "none")
+CONDITIONS = ("class", "text", "none")
 PROCESSES = ("ve", "vp", "vp-cosine", "flow")
 
 
@@ -38,7 +39,15 @@ class ImageTrainConfig:
     Attributes:
         data: ``"digits"`` or ``"shapes"``.
         label_by: the attribute used as the class (digit; shape, colour, size or hat).
-        condition: ``"class"`` (a class embedding with a null class) or ``"none"``.
+        condition: ``"class"`` (a class embedding with a null class), ``"text"`` (the frozen toy
+            CLIP's embedding of the caption, with a null embedding) or ``"none"``.
+        clip: the toy CLIP run directory (text condition).
+        clip_fingerprint: the fingerprint of that CLIP's weights, checked when loading.
+        caption_drop: probability of dropping each of the size, colour and hat phrases from a
+            training caption (text condition), so a prompt may leave them free.
+        held_out: attribute combinations left out of training (text condition), each a tuple
+            of (attribute, value) pairs, e.g. (("colour", "blue"), ("shape", "triangle"),
+            ("hat", "hat")): every blue triangle wearing a hat.
         n_train: training images (shapes only; None for the default split).
         process: the forward process: ve, vp, vp-cosine or flow.
         sigma_max: the VE process's largest noise level (ignored by the others).
@@ -61,6 +70,10 @@ class ImageTrainConfig:
     data: str = "digits"
     label_by: str = "digit"
     condition: str = "class"
+    clip: str = ""
+    clip_fingerprint: str = ""
+    caption_drop: float = 0.3
+    held_out: tuple = ()
     n_train: int | None = None
     process: str = "vp-cosine"
     sigma_max: float = 80.0
@@ -100,7 +113,8 @@ class ImageTrainConfig:
         """Rebuild a config from ``to_dict``'s output."""
         net = dict(d.get("net", {}))
         net["channels"] = tuple(net.get("channels", UNetConfig.channels))
-        return cls(**{**d, "net": UNetConfig(**net)})
+        held_out = tuple(tuple(tuple(pair) for pair in combo) for combo in d.get("held_out", ()))
+        return cls(**{**d, "net": UNetConfig(**net), "held_out": held_out})
 
 
 DIGITS = ImageTrainConfig()
@@ -116,6 +130,13 @@ SHAPES = ImageTrainConfig(
 )
 """The shapes model: 16x16 RGB, conditional on the shape; 2x2 patches, a U-Net of 32 and 64
 channels (388k parameters), 2,000 steps of 64 images."""
+
+HELD_OUT = (
+    (("colour", "blue"), ("shape", "triangle"), ("hat", "hat")),
+    (("size", "small"), ("colour", "yellow"), ("shape", "circle")),
+)
+"""Combinations the text model never sees: every blue triangle wearing a hat, and every small
+yellow circle (with or without a hat)."""
 
 
 def image_config(data: str, **changes) -> ImageTrainConfig:
@@ -138,14 +159,39 @@ def image_config(data: str, **changes) -> ImageTrainConfig:
             f"unknown condition {config.condition!r}; allowed: {', '.join(CONDITIONS)}"
         )
     info = image_data.meta(data, size, config.label_by)
+    cond_dim = 0
+    if config.condition == "text":
+        clip = _clip_of(config)
+        if (clip.config.data, clip.config.size) != (data, info["shape"][0]):
+            raise ToydiffError(
+                f"the CLIP at {config.clip} reads {clip.config.data} at "
+                f"{clip.config.size}x{clip.config.size}, not {data} at {info['shape'][0]}"
+            )
+        cond_dim = clip.config.embed_dim
+        held_out = config.held_out if "held_out" in changes else HELD_OUT
+        config = dataclasses.replace(
+            config,
+            clip_fingerprint=clip.fingerprint(),
+            held_out=held_out if data == "shapes" else (),
+        )
     net = dataclasses.replace(
         config.net,
         size=info["shape"][0],
         in_channels=info["shape"][2],
         num_classes=len(info["class_names"]) if config.condition == "class" else 0,
+        cond_dim=cond_dim,
         **net_changes,
     )
     return dataclasses.replace(config, net=net)
+
+
+def _clip_of(config: ImageTrainConfig):
+    """The toy CLIP a text-conditioned config names; ToydiffError if there is none."""
+    from toydiff.images.clip import CLIPModel
+
+    if not config.clip:
+        raise ToydiffError("--condition text needs --clip DIR (a run made by `toydiff clip train`)")
+    return CLIPModel.load(config.clip)
 
 
 _NET_FIELDS = {f.name for f in dataclasses.fields(UNetConfig)} - {"size", "num_classes"}
@@ -198,30 +244,65 @@ class ImageModel(Sampling):
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The names of the classes the model is conditioned on."""
+        """The names of the classes the model is conditioned on (none for text or no condition)."""
+        if self.config.condition != "class":
+            return ()
         return image_data.meta(self.config.data, self.config.net.size, self.config.label_by)[
             "class_names"
         ]
 
-    def condition(self, label):
-        """A class name or id (or a list of them, one per sample) as the network's condition.
+    @functools.cached_property
+    def clip(self):
+        """The frozen toy CLIP of a text-conditioned run, checked against its training CLIP."""
+        clip = _clip_of(self.config)
+        if clip.fingerprint() != self.config.clip_fingerprint:
+            raise ToydiffError(
+                f"the CLIP at {self.config.clip} is not the one this run was trained with "
+                f"(weights {clip.fingerprint()}, expected {self.config.clip_fingerprint})"
+            )
+        return clip
 
-        None stays None. Raises ToydiffError for an unknown class or a run without classes.
+    def with_clip(self, directory) -> ImageModel:
+        """The same run reading its prompts with the CLIP in ``directory`` (checked on use)."""
+        return dataclasses.replace(
+            self, config=dataclasses.replace(self.config, clip=str(directory))
+        )
+
+    def condition(self, label):
+        """A class name or id, or a prompt (or a list of them, one per sample), as the network's
+        condition: class ids, or CLIP text embeddings. None stays None.
+
+        Raises:
+            ToydiffError: an unknown class, a bad prompt, or a label the run cannot take.
         """
         if label is None:
             return None
-        if self.config.condition != "class":
+        kind = self.config.condition
+        if kind == "none":
             raise ToydiffError(
-                f"this run was trained without classes, so label {label!r} cannot be used"
+                f"this run was trained without a condition, so {label!r} cannot be used"
             )
-        if isinstance(label, list | tuple | np.ndarray):
+        many = isinstance(label, list | tuple | np.ndarray)
+        if kind == "text":
+            prompts = [str(p) for p in label] if many else str(label)
+            for p in prompts if many else [prompts]:
+                text.attributes(p, self.config.data)  # every word problem, before any work
+            return self.clip.encode_texts(prompts)
+        if many:
             return np.array([self.condition(item) for item in label], np.int32)
         return image_data.class_id(label, self.class_names, self.config.label_by, self.config.data)
 
     def oracle(self, label):
-        """The exact denoiser of the training images, optionally of one class id."""
+        """The exact denoiser of the training images: all, one class, or the images whose
+        attributes match a prompt (a name, or one per sample)."""
         ds = self.dataset
-        return point_set_oracle(self.process, ds.x, ds.labels, label)
+        if self.config.condition != "text" or label is None:
+            return point_set_oracle(self.process, ds.x, ds.labels, self.condition(label))
+        prompts = label if isinstance(label, list | tuple | np.ndarray) else [label]
+        keep = np.stack([matches(ds, text.attributes(p, ds.name)) for p in prompts])
+        if not keep.any(axis=1).all():
+            raise ToydiffError("no training image matches the prompt, so the oracle has nothing")
+        return point_set_oracle(self.process, ds.x, mask=keep)
 
     def save(self, directory) -> pathlib.Path:
         """Write the run atomically to ``directory/run.toydiff``; returns the file path."""
@@ -263,10 +344,29 @@ def config_of(run: checkpoint.Run, path) -> tuple[ImageTrainConfig, bool]:
 
 
 def load_split(config: ImageTrainConfig, split: str) -> image_data.ImageSet:
-    """The training or held-out images of a run's data set."""
-    return image_data.load(
+    """The training or held-out images of a run's data set (without held-out combinations)."""
+    images = image_data.load(
         config.data, split, size=config.net.size, label_by=config.label_by, n=config.n_train
     )
+    if split == "train" and config.held_out:
+        images = images.take(~held_out_mask(images, config.held_out))
+    return images
+
+
+def matches(images: image_data.ImageSet, named: dict) -> np.ndarray:
+    """Which images have every attribute ``named`` (name -> value name); (n,) bool."""
+    keep = np.ones(len(images.x), bool)
+    for attribute, value in named.items():
+        keep &= images.attributes[attribute] == images.values[attribute].index(value)
+    return keep
+
+
+def held_out_mask(images: image_data.ImageSet, held_out) -> np.ndarray:
+    """Which images belong to a held-out combination; (n,) bool."""
+    hit = np.zeros(len(images.x), bool)
+    for combo in held_out:
+        hit |= matches(images, dict(combo))
+    return hit
 
 
 def fingerprint(config: ImageTrainConfig) -> str:
@@ -275,7 +375,8 @@ def fingerprint(config: ImageTrainConfig) -> str:
         return load_split(config, "train").fingerprint()
     idx = image_data.shape_indices("train", config.n_train)
     probe = image_data.shapes(size=config.net.size, indices=idx[:: max(1, len(idx) // 64)])
-    return f"shapes-{config.net.size}-{len(idx)}-{config.label_by}-{probe.fingerprint()[:16]}"
+    held = f"-{len(config.held_out)}" if config.held_out else ""
+    return f"shapes-{config.net.size}-{len(idx)}{held}-{config.label_by}-{probe.fingerprint()[:16]}"
 
 
 @functools.cache

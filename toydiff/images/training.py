@@ -31,13 +31,16 @@ from flax import nnx
 from toydiff import checkpoint
 from toydiff.errors import CheckpointError, ToydiffError
 from toydiff.images import data as image_data
-from toydiff.images import parallel
+from toydiff.images import parallel, text
 from toydiff.images.model import (
     DIGITS,
     ImageModel,
     ImageTrainConfig,
+    _clip_of,
     abstract_network,
     fingerprint,
+    held_out_mask,
+    image_config,
     init_params,
     load_split,
     restore,
@@ -56,38 +59,81 @@ from toydiff.training import (
 STATE_FILE = "state.toydiff"
 
 
+def shape_indices(config: ImageTrainConfig) -> np.ndarray:
+    """Generator indices of a shapes run's training images, held-out combinations left out.
+
+    Decided from the attributes alone, so no image is drawn to find them.
+    """
+    idx = image_data.shape_indices("train", config.n_train)
+    if not config.held_out:
+        return idx
+    attrs, _ = image_data.shape_attributes(image_data.SPLIT_SEED, idx)
+    probe = image_data.ImageSet(
+        "shapes", np.zeros((len(idx), 1, 1, 3)), attrs, dict(image_data.SHAPE_VALUES), "shape", idx
+    )
+    return idx[~held_out_mask(probe, config.held_out)]
+
+
 def n_train(config: ImageTrainConfig) -> int:
     """The number of training images of a run."""
     if config.data == "digits":
         return len(image_data._digit_split("train"))
-    return len(image_data.shape_indices("train", config.n_train))
+    return len(shape_indices(config))
 
 
 def fetcher(config: ImageTrainConfig) -> Callable:
-    """``fetch(indices) -> (x, cond)`` for training-image indices: what a process loads."""
+    """``fetch(positions) -> (x, cond)`` for positions in the training set: what a process loads."""
+    conditions = _conditioner(config)
     if config.data == "digits":
         images = load_split(config, "train")
-        return lambda idx: (images.x[idx], _conditions(config, images.take(idx)))
+        return lambda pos: (images.x[pos], conditions(images.take(pos)))
+    kept = shape_indices(config)
 
-    def fetch(idx):
-        images = image_data.shapes(size=config.net.size, indices=idx)
-        images = dataclasses.replace(images, label_by=config.label_by)
-        return images.x, _conditions(config, images)
+    def fetch(pos):
+        images = image_data.shapes(size=config.net.size, indices=kept[pos])
+        return images.x, conditions(dataclasses.replace(images, label_by=config.label_by))
 
     return fetch
 
 
-def _conditions(config: ImageTrainConfig, images: image_data.ImageSet):
-    """What the U-Net is conditioned on, per image: class ids, or None."""
-    return images.labels if config.condition == "class" else None
+def _conditioner(config: ImageTrainConfig) -> Callable:
+    """``conditions(images)``: what the U-Net is told about each image.
+
+    Class ids; or the frozen CLIP's embedding of each image's caption, with each of its size,
+    colour and hat phrases dropped with probability ``caption_drop`` (a pure function of the
+    image's index); or None.
+    """
+    if config.condition == "class":
+        return lambda images: images.labels
+    if config.condition == "none":
+        return lambda images: None
+    clip = _checked_clip(config)
+
+    def embed(images):
+        captions = text.dropped_captions(images, config.caption_drop)
+        return clip.encode_texts(captions)
+
+    return embed
+
+
+def _checked_clip(config: ImageTrainConfig):
+    """The run's CLIP, refusing one whose weights are not the ones the config names."""
+    clip = _clip_of(config)
+    if clip.fingerprint() != config.clip_fingerprint:
+        raise ToydiffError(f"the CLIP at {config.clip} changed since this run was configured")
+    return clip
 
 
 def check_config(config: ImageTrainConfig, mesh) -> None:
     """Raise ToydiffError, before any work, for a batch the data or the devices cannot give."""
-    parallel.check_batch(config.batch_size, mesh)
-    n = n_train(config)
-    if config.batch_size > n:
-        raise ToydiffError(f"--batch {config.batch_size} is larger than the {n} training images")
+    check_batch_size(config.batch_size, n_train(config), mesh)
+
+
+def check_batch_size(batch: int, n: int, mesh) -> None:
+    """Raise ToydiffError unless ``batch`` splits over the mesh and ``n`` images can fill it."""
+    parallel.check_batch(batch, mesh)
+    if batch > n:
+        raise ToydiffError(f"--batch {batch} is larger than the {n} training images")
 
 
 def check_output(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
@@ -293,3 +339,37 @@ def cached_train(config: ImageTrainConfig = DIGITS, *, progress: bool = True) ->
         ImageModel.load,
         lambda: train(config, progress=progress),
     )
+
+
+def text_model(clip=None, *, progress: bool = True, **changes) -> ImageModel:
+    """The text-conditioned shapes model on a toy CLIP (default: the cached default CLIP).
+
+    Args:
+        clip: a saved ``CLIPModel`` (its ``path`` is recorded in the run), or None.
+        progress: show progress bars while training.
+        **changes: settings to change from the shapes defaults.
+
+    Returns:
+        The trained (or cached) ``ImageModel``.
+    """
+    from toydiff.images import clip as clip_lib
+
+    if clip is None:
+        clip = clip_lib.cached_train(clip_lib.clip_config("shapes"), progress=progress)
+    if clip.path is None:
+        raise ToydiffError("the CLIP must be saved first: clip.save(DIR), then CLIPModel.load(DIR)")
+    config = image_config("shapes", condition="text", clip=clip.path, **changes)
+    return cached_train(config, progress=progress)
+
+
+def text_prompts(model: ImageModel, held_out: bool = False) -> list[str]:
+    """The full captions a text model was trained on (or the held-out ones), shuffled by a
+    fixed seed."""
+    from toydiff.images.shared_space import full_captions
+
+    captions, attrs = full_captions(model.config.data)
+    hidden = [
+        any(all(a[k] == v for k, v in combo) for combo in model.config.held_out) for a in attrs
+    ]
+    chosen = [c for c, h in zip(captions, hidden, strict=True) if h == held_out]
+    return [chosen[i] for i in np.random.default_rng(0).permutation(len(chosen))]

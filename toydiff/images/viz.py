@@ -102,3 +102,103 @@ def nearest_pairs(samples, nearest, ax=None, title=None, theme=None):
     """Samples (n, H, W, C) above their nearest training images: a copy looks the same twice."""
     both = np.concatenate([np.asarray(samples), np.asarray(nearest)])
     return image_grid(both, ncols=len(samples), ax=ax, title=title, theme=theme)
+
+
+@_themed
+def captioned(x, captions, ncols: int = 4, size: float = 2.2, theme=None):
+    """Images (n, H, W, C) each with its caption underneath; returns the figure."""
+    n = len(x)
+    nrows = math.ceil(n / ncols)
+    fig = _figure(ncols, size, theme, height=size * 1.2 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, image, caption in zip(axes, to_rgb(x), captions, strict=False):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(_wrap(caption), fontsize=theme["font_size"] * 0.8, color=theme["text"])
+    return fig
+
+
+def _wrap(caption: str, width: int = 18) -> str:
+    """A caption broken onto lines of at most ``width`` characters."""
+    lines, line = [], ""
+    for word in caption.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join([*lines, line])
+
+
+@_themed
+def similarity_matrix(sim, captions, x=None, ax=None, title=None, theme=None):
+    """Cosine similarities (n, n) of images (rows) and captions (columns), with the values.
+
+    Args:
+        sim: (n, m) similarities.
+        captions: the m captions (column labels).
+        x: the n images, drawn as row labels (optional).
+        ax: axes to draw into.
+        title: the title.
+
+    Returns:
+        The figure.
+    """
+    sim = np.asarray(sim)
+    n, m = sim.shape
+    fig, ax = _plain_axes(ax, theme, size=(1.0 + 0.75 * m, 1.6 + 0.62 * n))
+    ax.imshow(sim, cmap="magma", vmin=-1, vmax=1)
+    for i in range(n):
+        for j in range(m):
+            ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="black" if sim[i, j] > 0.3 else "white")  # fmt: skip
+    ax.set_xticks(range(m), [_wrap(c, 12) for c in captions], rotation=90, fontsize=8)
+    ax.set_yticks([])
+    if x is not None:
+        rgb = to_rgb(x)
+        for i in range(n):
+            ax.imshow(rgb[i], extent=(-1.45, -0.55, i + 0.45, i - 0.45), interpolation="nearest")
+        ax.set_xlim(-1.5, m - 0.5)
+        ax.set_ylim(n - 0.5, -0.5)
+    ax.set_title(title or "cosine similarity: images (rows) and captions (columns)")
+    return fig
+
+
+@_themed
+def embedding_map(z, labels, names, words=None, word_z=None, ax=None, title=None, theme=None):
+    """A 2D picture of a shared space: image embeddings (n, D) projected on their first two
+    principal axes, coloured by an attribute, with words' text embeddings as labelled stars.
+
+    Args:
+        z: image embeddings (n, D).
+        labels: value ids (n,) of the colouring attribute.
+        names: the value names.
+        words: words to place (optional), with their embeddings ``word_z`` (k, D).
+        ax: axes to draw into.
+        title: the title.
+
+    Returns:
+        The figure.
+    """
+    z = np.asarray(z, np.float64)
+    mean = z.mean(axis=0)
+    _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
+    pts = (z - mean) @ vt[:2].T
+    fig, ax = _plain_axes(ax, theme, size=(6.0, 5.0))
+    for k, name in enumerate(names):
+        sel = np.asarray(labels) == k
+        ax.scatter(*pts[sel].T, s=10, alpha=0.6, lw=0, color=TEN_COLOURS[k % 10], label=name)
+    if words is not None:
+        w = (np.asarray(word_z, np.float64) - mean) @ vt[:2].T
+        ax.scatter(*w.T, marker="*", s=160, color=theme["text"], zorder=5)
+        for (px, py), word in zip(w, words, strict=True):
+            ax.annotate(
+                word, (px, py), xytext=(4, 4), textcoords="offset points", color=theme["text"]
+            )
+    ax.set_xlabel("first principal axis")
+    ax.set_ylabel("second principal axis")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig

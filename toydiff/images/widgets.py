@@ -179,3 +179,97 @@ def denoising_explorer(model, key=None, n=36, steps=32, sampler="ddim", theme=No
     traj = model.sample(key, n=n, steps=steps, sampler=sampler, **kw)
     times = np.append(samplers.frame_times(model.process, steps), 0.0)  # frame i is at times[i]
     return DenoisingExplorer(traj, times, theme)
+
+
+class PromptExplorer(_Explorer):
+    """A grid drawn for a prompt, redrawn when the prompt, the negative prompt or w changes.
+
+    The starting noise is fixed. A prompt with a word problem shows its one-line error in the
+    readout and leaves the picture as it was. The readout is the attribute judges' verdict.
+    """
+
+    def __init__(self, model, prompt, negative=None, w=None, n=16, steps=32, theme=None):
+        if model.config.condition != "text":
+            raise ToydiffError("prompt_explorer needs a text-conditioned image model")
+        model.condition(prompt)  # a bad first prompt is the caller's error, raised here
+        w = default_weight(negative) if w is None else w
+        _check_range("w", w, 0.0, 8.0)
+        super().__init__(theme)
+        self.model, self.steps = model, steps
+        self._net = model.denoiser()
+        k_prior, self._key = jax.random.split(jax.random.key(0))
+        self._x_init = model.process.prior(k_prior, (n, *model.sample_shape))
+        layout = {"layout": {"width": "360px"}, "continuous_update": False}
+        self.prompt = widgets.Text(value=prompt, description="prompt", **layout)
+        self.negative = widgets.Text(value=negative or "", description="negative", **layout)
+        self.w = widgets.FloatSlider(
+            value=w,
+            min=0.0,
+            max=8.0,
+            step=0.25,
+            description="w",
+            continuous_update=False,
+            **_SLIDER,
+        )
+        self.widget = widgets.VBox(
+            [self.prompt, self.negative, self.w, self.image, self.readout, self.timing]
+        )
+        self.error = None
+        self._compute()
+        fig, self._ax, self._art = _grid_figure(tile(self.samples), self.theme)
+        self._adopt(fig, freeze=False)
+        self.update()
+        self._bind([self.prompt, self.negative, self.w], self.update)
+
+    def _compute(self) -> None:
+        from toydiff.images.judge import prompt_scores
+
+        negative = self.negative.value.strip() or None
+        try:
+            cond = self.model.condition(self.prompt.value)
+            base = (
+                self.model.config.net.null_condition
+                if negative is None
+                else (self.model.condition(negative))
+            )
+        except ToydiffError as err:
+            self.error = str(err)
+            return
+        self.error = None
+        guided = classifier_free(self._net, cond, self.w.value, base)
+        traj = samplers.ddim(self._key, guided, self.model.process, self._x_init, self.steps)
+        self.samples = np.clip(np.asarray(traj[-1]), -1, 1)
+        self.scores = prompt_scores(self.samples, self.prompt.value, self.model.config.data)
+
+    def _draw(self) -> None:
+        if self.error is not None:
+            self.readout.value = f"<span style='color:#cf222e'>{self.error}</span>"
+            return
+        self._art.set_data(tile(self.samples))
+        negative = self.negative.value.strip()
+        title = f"w = {self.w.value:g}" + (f", not: {negative}" if negative else "")
+        self._ax.title.set_text(title)
+        s = self.scores
+        self.readout.value = (
+            f"all named attributes right: {s['prompt_accuracy']:.0%} &nbsp;|&nbsp; "
+            f"wearing a hat: {s['hat_share']:.0%}"
+        )
+
+
+def prompt_explorer(model, prompt="a large red circle wearing a hat", negative=None, w=None, n=16,
+                    steps=32, theme=None) -> PromptExplorer:  # fmt: skip
+    """Text to image: type a prompt and a negative prompt, move w, and see the grid.
+
+    Args:
+        model: a text-conditioned ``ImageModel``.
+        prompt: what to draw.
+        negative: what to steer away from (a prompt), or None.
+        w: guidance weight (None: 3, or 1.25 with a negative prompt).
+        n: images in the grid.
+        steps: DDIM steps.
+        theme: ``"dark"``, ``"light"`` or None.
+
+    Returns:
+        A ``PromptExplorer``.
+    """
+    return PromptExplorer(model, prompt, negative, w, n, steps, theme)

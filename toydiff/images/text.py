@@ -1,0 +1,157 @@
+"""Words for the toy CLIP: a fixed vocabulary, a tokenizer, and prompts read as attributes.
+
+A caption names what an image shows and never what it lacks: "a small red circle wearing a
+hat", "a large blue square", "a photo of the digit seven". The encoder reads only the content
+words, the attribute values; the filler words (a, an, the, of, photo, digit, wearing, with) are
+skipped, so the order of words does not matter and "hat" is the one word that means a hat.
+
+The vocabulary of each data set, with the token id of each word (0 is padding):
+
+- shapes: small large red green blue yellow circle square triangle hat (ids 1 to 10);
+- digits: zero one two three four five six seven eight nine (ids 1 to 10).
+
+A prompt may name any subset of a shape's attributes (at most one value of each); the image
+model was trained with attribute phrases dropped from captions, so an attribute the prompt does
+not name is left free. A negative prompt is how to forbid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+
+from toydiff.errors import ToydiffError
+from toydiff.images import data as image_data
+
+FILLER = ("a", "an", "the", "of", "photo", "digit", "wearing", "with")
+MAX_WORDS = 16  # a prompt longer than this is refused
+MAX_TOKENS = 6  # content words the encoder reads
+PAD = 0
+
+_SHAPE_WORDS = {
+    word: attribute
+    for attribute, values in image_data.SHAPE_VALUES.items()
+    for word in values
+    if word != "no hat"
+}
+VOCABULARY = {
+    "shapes": tuple(_SHAPE_WORDS),
+    "digits": image_data.DIGIT_WORDS,
+}
+
+
+def vocabulary(data: str) -> tuple[str, ...]:
+    """The content words of a data set, in token-id order (id = position + 1)."""
+    if data not in VOCABULARY:
+        raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(VOCABULARY)}")
+    return VOCABULARY[data]
+
+
+def words(prompt: str) -> list[str]:
+    """The lower-case words of a prompt, punctuation removed."""
+    cleaned = "".join(c if c.isalnum() else " " for c in str(prompt).lower())
+    return cleaned.split()
+
+
+def content_words(prompt: str, data: str) -> list[str]:
+    """The prompt's content words, checked against the vocabulary.
+
+    Raises:
+        ToydiffError: an empty prompt, one too long, or an unknown word (naming the nearest
+            known word and the vocabulary).
+    """
+    vocab = vocabulary(data)
+    found = words(prompt)
+    if not found:
+        raise ToydiffError(f"the prompt is empty; describe an image, e.g. {example(data)!r}")
+    if len(found) > MAX_WORDS:
+        raise ToydiffError(
+            f"the prompt has {len(found)} words; the text encoder reads at most {MAX_WORDS}"
+        )
+    content = []
+    for word in found:
+        if word in FILLER:
+            continue
+        if word not in vocab:
+            near = difflib.get_close_matches(word, vocab + FILLER, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ToydiffError(
+                f"unknown word {word!r} in {prompt!r}; {hint}known words: {', '.join(vocab)}"
+            )
+        content.append(word)
+    if not content:
+        raise ToydiffError(f"{prompt!r} names nothing to draw; e.g. {example(data)!r}")
+    if len(content) > MAX_TOKENS:
+        raise ToydiffError(
+            f"{prompt!r} has {len(content)} content words; the encoder reads at most {MAX_TOKENS}"
+        )
+    return content
+
+
+def example(data: str) -> str:
+    """An example prompt for a data set."""
+    return "a small red circle wearing a hat" if data == "shapes" else "a photo of the digit seven"
+
+
+def tokenize(prompts, data: str) -> np.ndarray:
+    """Token ids of prompts, padded with 0: shape (n, MAX_TOKENS) int32 (a str gives (T,))."""
+    single = isinstance(prompts, str)
+    vocab = vocabulary(data)
+    rows = [
+        [vocab.index(w) + 1 for w in content_words(p, data)]
+        for p in ([prompts] if single else prompts)
+    ]
+    out = np.zeros((len(rows), MAX_TOKENS), np.int32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out[0] if single else out
+
+
+def attributes(prompt: str, data: str) -> dict:
+    """The attributes a prompt names, e.g. {"size": "small", "shape": "circle", "hat": "hat"}.
+
+    Raises:
+        ToydiffError: a word problem (see ``content_words``) or two values of one attribute.
+    """
+    named = {}
+    for word in content_words(prompt, data):
+        attribute = _SHAPE_WORDS[word] if data == "shapes" else "digit"
+        value = word if data == "shapes" else str(image_data.DIGIT_WORDS.index(word))
+        if named.get(attribute, value) != value:
+            raise ToydiffError(
+                f"{prompt!r} names two values of {attribute}: {named[attribute]!r} and {value!r}"
+            )
+        named[attribute] = value
+    return named
+
+
+DROPPED = ("size", "colour", "hat")  # the phrases a training caption may lose; the shape stays
+
+
+def dropped_captions(images, p: float, seed: int = 7) -> list[str]:
+    """The images' captions, each of its size, colour and hat phrases dropped with probability p.
+
+    Whether image i loses a phrase depends only on (seed, i, phrase), so every process and every
+    run agrees.
+
+    Args:
+        images: an ``ImageSet`` of shapes (its ``index`` numbers the draws).
+        p: the drop probability.
+        seed: the stream of the draws.
+
+    Returns:
+        One caption per image.
+    """
+    counters = np.asarray(images.index, np.uint64)[:, None] * np.uint64(8) + np.arange(
+        len(DROPPED), dtype=np.uint64
+    )
+    drop = image_data._uniform(seed, counters) < p  # (n, 3)
+    out = []
+    for i in range(len(images.x)):
+        attrs = images.attribute_names(i)
+        for k, attribute in enumerate(DROPPED):
+            if drop[i, k]:
+                attrs[attribute] = "no hat" if attribute == "hat" else ""
+        out.append(" ".join(image_data.caption("shapes", attrs).split()))
+    return out
