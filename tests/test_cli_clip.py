@@ -119,7 +119,8 @@ def test_text_sampling_and_eval(text_run, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--prompt", "a purple circle"], "unknown word 'purple'; did you mean"),
+        (["--prompt", "a blu circle"], "unknown word 'blu' in 'a blu circle'; did you mean 'blue'"),
+        (["--prompt", "a purple circle"], "known words: circle, square"),
         (["--prompt", ""], "the prompt is empty"),
         (["--prompt", "a " * 17 + "circle"], "at most 16"),
         (["--prompt", "a red green circle"], "two values of colour"),

@@ -97,8 +97,8 @@ def _error(capsys, *args):
     ("args", "message"),
     [
         (["--label", "11"], "unknown digit '11' for digits; allowed: 0, 1, 2"),
-        (["--label", "7", "--negative", "7"], "is the class asked for"),
-        (["--negative", "1"], "needs a class to steer toward"),
+        (["--label", "7", "--negative", "7"], "is what was asked for"),
+        (["--negative", "1"], "needs something to steer toward"),
         (["--label", "7", "--guidance", "nan"], "must be a finite number"),
         (["--label", "7", "--guidance", "inf"], "must be a finite number"),
         (["--label", "7", "--exact", "--guidance", "2"], "need the network, not --exact"),
@@ -172,7 +172,17 @@ def test_train_will_not_replace_or_invent_a_run(run_dir, tmp_path, capsys):
 
 
 def test_resume_with_other_settings_is_refused(run_dir, capsys):
-    args = ["images", "train", *TINY[:-3], "16,32", "--out", run_dir, "--resume", "--quiet"]
+    args = [
+        "images",
+        "train",
+        *TINY[:-2],
+        "16,32",
+        "--no-attention",
+        "--out",
+        run_dir,
+        "--resume",
+        "--quiet",
+    ]
     err = _error(capsys, *args)
     assert "cannot resume" in err and "net=" in err
 

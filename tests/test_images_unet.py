@@ -1,6 +1,7 @@
 """The U-Net: shapes, the two convolutions, patches, conditioning, dtypes and errors."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -14,10 +15,21 @@ from toydiff.images.unet import UNet, UNetConfig, depth_to_space, space_to_depth
 SMALL = UNetConfig(size=8, in_channels=3, channels=(8, 16), groups=4, num_classes=3)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _run(graphdef, state, x, t, cond):
+    return nnx.merge(graphdef, state)(x, t, cond)
+
+
+def apply(net, x, t, cond=None):
+    """The network compiled once per shape (tests run faster than op by op)."""
+    graphdef, state = nnx.split(net)
+    return _run(graphdef, state, x, jnp.float32(t), cond)
+
+
 def test_output_has_the_input_shape_and_init_is_a_function_of_the_seed():
     x = jax.random.normal(jax.random.key(0), (5, 8, 8, 3))
     net = UNet(SMALL, seed=1)
-    assert net(x, 0.3, 1).shape == (5, 8, 8, 3)
+    assert apply(net, x, 0.3, 1).shape == (5, 8, 8, 3)
     a = jax.tree.leaves(nnx.state(UNet(SMALL, seed=1), nnx.Param))
     b = jax.tree.leaves(nnx.state(UNet(SMALL, seed=1), nnx.Param))
     c = jax.tree.leaves(nnx.state(UNet(SMALL, seed=2), nnx.Param))
@@ -32,8 +44,8 @@ def test_matmul_convolution_equals_xlas():
         layers.conv3x3_matmul(x, k), layers.conv3x3_xla(x, k), atol=1e-5, rtol=1e-5
     )
     x = jax.random.normal(jax.random.key(2), (3, 8, 8, 3))
-    a = UNet(SMALL, seed=0)(x, 0.5, 2)
-    b = UNet(dataclasses.replace(SMALL, conv="xla"), seed=0)(x, 0.5, 2)
+    a = apply(UNet(SMALL, seed=0), x, 0.5, 2)
+    b = apply(UNet(dataclasses.replace(SMALL, conv="xla"), seed=0), x, 0.5, 2)
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
@@ -47,7 +59,7 @@ def test_space_to_depth_round_trips():
 
 def test_patched_unet():
     cfg = dataclasses.replace(SMALL, size=16, patch=2)
-    assert UNet(cfg)(jnp.zeros((2, 16, 16, 3)), 0.5, 0).shape == (2, 16, 16, 3)
+    assert apply(UNet(cfg), jnp.zeros((2, 16, 16, 3)), 0.5, 0).shape == (2, 16, 16, 3)
 
 
 def test_the_network_depends_on_time_and_class():
@@ -57,9 +69,11 @@ def test_the_network_depends_on_time_and_class():
     # The last convolutions start at zero (residual identity); give them weights to compare.
     params = jax.tree.map(lambda p: p + 0.1, params)
     nnx.update(net, params)
-    assert not np.allclose(net(x, 0.2, 0), net(x, 0.8, 0))
-    assert not np.allclose(net(x, 0.5, 0), net(x, 0.5, 1))
-    np.testing.assert_array_equal(net(x, 0.5, None), net(x, 0.5, SMALL.null_condition))
+    assert not np.allclose(apply(net, x, 0.2, 0), apply(net, x, 0.8, 0))
+    assert not np.allclose(apply(net, x, 0.5, 0), apply(net, x, 0.5, 1))
+    np.testing.assert_array_equal(
+        apply(net, x, 0.5, None), apply(net, x, 0.5, SMALL.null_condition)
+    )
 
 
 def test_vector_conditioning_with_a_null_vector():
@@ -68,10 +82,10 @@ def test_vector_conditioning_with_a_null_vector():
     nnx.update(net, jax.tree.map(lambda p: p + 0.1, nnx.state(net, nnx.Param)))
     x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
     e = jax.random.normal(jax.random.key(1), (3, 6))
-    np.testing.assert_array_equal(net(x, 0.5, None), net(x, 0.5, jnp.zeros(6)))
-    assert not np.allclose(net(x, 0.5, e), net(x, 0.5, None))
+    np.testing.assert_array_equal(apply(net, x, 0.5, None), apply(net, x, 0.5, jnp.zeros(6)))
+    assert not np.allclose(apply(net, x, 0.5, e), apply(net, x, 0.5, None))
     mixed = e.at[1].set(0.0)  # one null row among real ones
-    np.testing.assert_allclose(net(x, 0.5, mixed)[1], net(x, 0.5, None)[1], atol=1e-6)
+    np.testing.assert_allclose(apply(net, x, 0.5, mixed)[1], apply(net, x, 0.5, None)[1], atol=1e-6)
 
 
 def test_bfloat16_compute_stays_close_and_params_stay_float32():
@@ -81,7 +95,7 @@ def test_bfloat16_compute_stays_close_and_params_stay_float32():
     ref = UNet(SMALL, seed=0)
     nnx.update(ref, nnx.state(net, nnx.Param))
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
-    out, want = net(x, 0.5, 1), ref(x, 0.5, 1)
+    out, want = apply(net, x, 0.5, 1), apply(ref, x, 0.5, 1)
     assert out.dtype == jnp.float32
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(nnx.state(net, nnx.Param)))
     assert float(jnp.abs(out - want).max()) < 0.05 * float(jnp.abs(want).max())

@@ -39,6 +39,18 @@ of the negative class while staying on the target's arc.
 """
 
 
+IMAGE_NEGATIVE_GUIDANCE = 2.0
+"""The default w when a negative class or prompt steers an image model.
+
+Measured on the text-conditioned shapes model, asking for shapes that name no hat and steering
+away from the same prompt with a hat: at w = 1.25 (the 2D default) the share wearing a hat only
+fell from 17% to 14%; at w = 2 it falls to 1.6% (plain guidance at the default w = 3 leaves
+5.7%), with 69% of the pictures right in every named attribute; at w = 3, 0% but 57% right, as
+the push away from the negative starts to bend the shapes (the image version of the spiral's
+overshoot).
+"""
+
+
 def default_weight(negative) -> float:
     """The default guidance weight: ``DEFAULT_GUIDANCE``, or ``DEFAULT_NEGATIVE_GUIDANCE`` when a
     negative class is given."""

@@ -148,8 +148,12 @@ class Sampling:
             if negative is not None:
                 raise ToydiffError("a negative class needs a class to steer toward (--label)")
             return net
-        w = default_weight(negative) if guidance is None else guidance
+        w = self.default_guidance(negative) if guidance is None else guidance
         return classifier_free(net, label, w, negative)
+
+    def default_guidance(self, negative) -> float:
+        """The weight w used when none is given (``guidance.default_weight``)."""
+        return default_weight(negative)
 
     def sample(self, key, n=2000, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
         """Sample with any sampler; returns the trajectory, shape (steps + 1, n, *sample_shape).

@@ -355,9 +355,9 @@ def cached(parts: list, load: Callable, make: Callable):
         The model.
     """
     directory = cache_entry(parts)
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     # One process trains an entry; another asking for it meanwhile waits, then loads it.
-    with filelock.FileLock(f"{directory}.lock"):
+    with filelock.FileLock(directory / ".lock"):
         if (directory / "run.toydiff").exists():
             try:
                 return load(directory)

@@ -346,7 +346,7 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--prompt", help='what to draw, for a text run: "a small red circle"')
     p.add_argument("--negative-prompt", help='what to steer away from: "... wearing a hat"')
     p.add_argument("--clip", help="read prompts with this CLIP run (checked against the run)")
-    p.add_argument("--guidance", type=_finite, help="guidance weight w (3; 1.25 with a negative)")
+    p.add_argument("--guidance", type=_finite, help="guidance weight w (3; 2 with a negative)")
     p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
     p.add_argument("--steps", type=_positive, default=64)
     p.add_argument("--eta", type=_finite, default=0.0, help="DDIM stochasticity in [0, 1]")

@@ -391,15 +391,16 @@ NEGATIVE_PROMPTS = (
 
 
 def negative_prompt_effect(model, prompts=NEGATIVE_PROMPTS, *, n=48, w=None, key=None, **kw):
-    """The share wearing a hat, for prompts that name no hat, without and with a negative prompt
-    that adds one ("... wearing a hat").
+    """The share wearing a hat, for prompts that name no hat: with plain guidance at the default
+    w, and with a negative prompt that adds the hat ("... wearing a hat") at the image models'
+    negative default (``guidance.IMAGE_NEGATIVE_GUIDANCE``).
 
     Args:
         model: a text-conditioned ``ImageModel``.
         prompts: prompts naming no hat.
         n: samples per prompt and setting.
-        w: guidance weight with the negative prompt (default: ``DEFAULT_NEGATIVE_GUIDANCE``;
-            plain guidance uses the default w).
+        w: guidance weight with the negative prompt (default: ``IMAGE_NEGATIVE_GUIDANCE``;
+            plain guidance uses the default w, 3).
         key: PRNG key.
         **kw: passed to ``model.sample`` (sampler, steps).
 
@@ -407,9 +408,9 @@ def negative_prompt_effect(model, prompts=NEGATIVE_PROMPTS, *, n=48, w=None, key
         {"per_prompt": [{"prompt", "plain_hat_share", "negative_hat_share", ...}],
         "plain_hat_share", "negative_hat_share", "negative_prompt_accuracy"}.
     """
-    from toydiff.guidance import DEFAULT_GUIDANCE, DEFAULT_NEGATIVE_GUIDANCE
+    from toydiff.guidance import DEFAULT_GUIDANCE, IMAGE_NEGATIVE_GUIDANCE
 
-    w = DEFAULT_NEGATIVE_GUIDANCE if w is None else w
+    w = IMAGE_NEGATIVE_GUIDANCE if w is None else w
     negatives = [f"{p} wearing a hat" for p in prompts]
     plain = score_prompts(model, prompts, n=n, key=key, guidance=DEFAULT_GUIDANCE, **kw)
     steered = score_prompts(model, prompts, n=n, key=key, guidance=w, negative=negatives, **kw)

@@ -7,7 +7,7 @@ skipped, so the order of words does not matter and "hat" is the one word that me
 
 The vocabulary of each data set, with the token id of each word (0 is padding):
 
-- shapes: small large red green blue yellow circle square triangle hat (ids 1 to 10);
+- shapes: circle square triangle red green blue yellow small large hat (ids 1 to 10);
 - digits: zero one two three four five six seven eight nine (ids 1 to 10).
 
 A prompt may name any subset of a shape's attributes (at most one value of each); the image
@@ -95,11 +95,12 @@ def example(data: str) -> str:
 
 
 def tokenize(prompts, data: str) -> np.ndarray:
-    """Token ids of prompts, padded with 0: shape (n, MAX_TOKENS) int32 (a str gives (T,))."""
+    """Token ids of prompts, sorted (word order carries no meaning here) and padded with 0:
+    shape (n, MAX_TOKENS) int32 (a str gives (T,))."""
     single = isinstance(prompts, str)
     vocab = vocabulary(data)
     rows = [
-        [vocab.index(w) + 1 for w in content_words(p, data)]
+        sorted(vocab.index(w) + 1 for w in content_words(p, data))
         for p in ([prompts] if single else prompts)
     ]
     out = np.zeros((len(rows), MAX_TOKENS), np.int32)

@@ -185,8 +185,11 @@ def save_state(directory, config: ImageTrainConfig, state: TrainState, losses) -
     return checkpoint.save_run(directory, run, STATE_FILE)
 
 
-def load_state(directory, config: ImageTrainConfig) -> tuple[TrainState, list[np.ndarray]]:
+def load_state(directory, config: ImageTrainConfig) -> tuple[TrainState, list, int]:
     """Read a training state written by ``save_state`` for this run's config.
+
+    Returns (state, [loss history], the chunk length it was trained with: a resumed run keeps
+    the same chunk boundaries, so it ends bit for bit where an uninterrupted one does).
 
     Raises:
         CheckpointError: the file is missing, foreign, or from a run with other settings.
@@ -196,11 +199,11 @@ def load_state(directory, config: ImageTrainConfig) -> tuple[TrainState, list[np
     if run.config.get("kind") != "images-state":
         raise CheckpointError(f"{path} is not an image training state")
     saved = ImageTrainConfig.from_dict(run.config["train"])
-    if dataclasses.replace(saved, steps=config.steps) != config:
+    if dataclasses.replace(saved, steps=config.steps, chunk=config.chunk) != config:
         diff = [
             f"{k}={v!r} (saved {getattr(saved, k)!r})"
             for k, v in config.to_dict().items()
-            if k != "steps" and config.to_dict()[k] != saved.to_dict()[k]
+            if k not in ("steps", "chunk") and v != saved.to_dict()[k]
         ]
         raise CheckpointError(f"cannot resume {path} with other settings: {', '.join(diff)}")
     _, template = abstract_network(config.net)
@@ -212,14 +215,14 @@ def load_state(directory, config: ImageTrainConfig) -> tuple[TrainState, list[np
     step = int(run.config["step"])
     if step > config.steps:
         raise CheckpointError(f"{path} is at step {step}, past --steps {config.steps}")
-    return TrainState(step, params, ema, opt_state), [run.loss_history]
+    return TrainState(step, params, ema, opt_state), [run.loss_history], saved.chunk
 
 
 def train_chunks(
     config: ImageTrainConfig = DIGITS,
     *,
     out=None,
-    resume: bool = False,
+    resume_from: tuple | None = None,
     checkpoint_every: int | None = None,
     mesh=None,
 ) -> Iterator[ImageModel]:
@@ -228,7 +231,7 @@ def train_chunks(
     Args:
         config: the run's settings.
         out: the run directory for periodic checkpoints (written by process 0 only), or None.
-        resume: continue from ``out/state.toydiff``.
+        resume_from: (state, losses) from ``load_state``, to continue; None starts afresh.
         checkpoint_every: steps between checkpoints (None: only at the end).
         mesh: the device mesh (default: every device JAX sees).
 
@@ -238,8 +241,8 @@ def train_chunks(
     mesh = parallel.make_mesh() if mesh is None else mesh
     check_config(config, mesh)
     graphdef, _ = abstract_network(config.net)
-    if resume:
-        start, losses = load_state(out, config)
+    if resume_from is not None:
+        start, losses = resume_from[0], list(resume_from[1])
     else:
         start, losses = init_state(config, init_params(config.net, config.seed)), []
     if start.step == config.steps:  # resumed at the end: nothing left to train
@@ -314,8 +317,12 @@ def train(
         raise ToydiffError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     if checkpoint_every:  # chunk boundaries must include every checkpoint
         config = dataclasses.replace(config, chunk=math.gcd(config.chunk, checkpoint_every))
+    resume_from = None
+    if resume:  # checked before any work
+        state, losses, chunk = load_state(out, config)
+        config, resume_from = dataclasses.replace(config, chunk=chunk), (state, losses)
     snapshots = train_chunks(
-        config, out=out, resume=resume, checkpoint_every=checkpoint_every, mesh=mesh
+        config, out=out, resume_from=resume_from, checkpoint_every=checkpoint_every, mesh=mesh
     )
     model = follow(
         snapshots,

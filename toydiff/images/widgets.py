@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from toydiff import samplers
 from toydiff.errors import ToydiffError
-from toydiff.guidance import classifier_free, default_weight
+from toydiff.guidance import classifier_free
 from toydiff.images.judge import judge_for
 from toydiff.images.viz import tile
 from toydiff.widgets import _SLIDER, _check_choice, _check_range, _Explorer
@@ -46,7 +46,7 @@ class ImageGuidanceExplorer(_Explorer):
             raise ToydiffError("image_guidance_explorer needs a class-conditional image model")
         _check_choice("label", label, names)
         _check_choice("negative class", negative, (None, *names))
-        w = default_weight(negative) if w is None else w
+        w = model.default_guidance(negative) if w is None else w
         _check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
         self.model, self.steps = model, steps
@@ -119,7 +119,7 @@ def image_guidance_explorer(
     Args:
         model: a class-conditional ``ImageModel``.
         label: the class to steer toward (default: the first class).
-        w: guidance weight (toydiff convention; None: 3, or 1.25 with a negative class).
+        w: guidance weight (toydiff convention; None: 3, or 2 with a negative class).
         negative: a class to steer away from, or None.
         n: images in the grid.
         steps: DDIM steps.
@@ -192,7 +192,7 @@ class PromptExplorer(_Explorer):
         if model.config.condition != "text":
             raise ToydiffError("prompt_explorer needs a text-conditioned image model")
         model.condition(prompt)  # a bad first prompt is the caller's error, raised here
-        w = default_weight(negative) if w is None else w
+        w = model.default_guidance(negative) if w is None else w
         _check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
         self.model, self.steps = model, steps
@@ -264,7 +264,7 @@ def prompt_explorer(model, prompt="a large red circle wearing a hat", negative=N
         model: a text-conditioned ``ImageModel``.
         prompt: what to draw.
         negative: what to steer away from (a prompt), or None.
-        w: guidance weight (None: 3, or 1.25 with a negative prompt).
+        w: guidance weight (None: 3, or 2 with a negative prompt).
         n: images in the grid.
         steps: DDIM steps.
         theme: ``"dark"``, ``"light"`` or None.
