@@ -95,7 +95,7 @@ def clip_config(data: str = "shapes", **changes) -> CLIPConfig:
     """The default toy CLIP of a data set, with ``changes``."""
     if data not in image_data.NAMES:
         raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(image_data.NAMES)}")
-    base = {"size": 8, "steps": 300} if data == "digits" else {"steps": 250}
+    base = {"size": 8, "steps": 300} if data == "digits" else {"steps": 500}
     return CLIPConfig(data=data, **{**base, **changes})
 
 
