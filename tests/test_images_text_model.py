@@ -21,11 +21,11 @@ def model():
 
 @pytest.fixture(scope="module")
 def seen(model):
-    return text_prompts(model)[:12]
+    return text_prompts(model)[:8]
 
 
 def test_prompts_seen_in_training_at_the_default_guidance(model, seen):
-    r = judge.score_prompts(model, seen, n=16)
+    r = judge.score_prompts(model, seen, n=20)
     print({p: s["prompt_accuracy"] for p, s in r["per_prompt"].items()})
     assert r["prompt_accuracy"] >= 0.9  # 0.97 here
 
@@ -91,3 +91,18 @@ def test_the_oracle_returns_training_images_that_match(model):
 def test_prompt_mistakes_before_any_work(model, prompt, message):
     with pytest.raises(ToydiffError, match=message):
         model.sample(__import__("jax").random.key(0), n=2, label=prompt)
+
+
+def test_prompt_box_redraws_and_shows_word_mistakes(model):
+    from toydiff.images.widgets import prompt_explorer
+
+    view = prompt_explorer(model, "a large red circle wearing a hat", n=8, steps=8)
+    first = view.image.value
+    assert first[:4] == b"\x89PNG" and view.scores["prompt_accuracy"] >= 0.5
+    view.w.value = 0.0
+    assert view.image.value != first
+    view.prompt.value = "a large purpel circle"
+    assert view.error is not None
+    assert "unknown word 'purpel'" in view.readout.value
+    view.prompt.value = "a small blue square"
+    assert view.error is None and view.scores["prompt"] == "a small blue square"

@@ -114,11 +114,22 @@ REFERENCE_CONDITIONAL = TrainConfig(
 class Sampling:
     """Denoising and sampling, shared by the 2D ``Model`` and the image path's model.
 
-    A subclass provides ``params``, ``graphdef``, ``process``, ``config.objective``,
+    A subclass provides ``params``, ``graphdef``, ``losses``, ``config`` (with ``objective`` and
+    ``make_process()``),
     ``sample_shape`` (the shape of one sample), ``condition(label)`` (a user's label as the
     network's condition, None staying None) and ``oracle(label)`` (the exact denoiser of the
     training data, optionally of the label's class).
     """
+
+    @property
+    def steps(self) -> int:
+        """Number of training steps done."""
+        return int(self.losses.shape[0])
+
+    @property
+    def process(self):
+        """The forward process the model was trained on."""
+        return self.config.make_process()
 
     def denoiser(self, label=None, *, exact=False, guidance=None, negative=None):
         """The denoiser ``(xt, t) -> (x0_hat, eps_hat)`` to sample or draw with.
@@ -202,16 +213,6 @@ class Model(Sampling):
     losses: np.ndarray
     timing: dict = dataclasses.field(default_factory=dict)
     interrupted: bool = False
-
-    @property
-    def steps(self) -> int:
-        """Number of training steps done."""
-        return int(self.losses.shape[0])
-
-    @property
-    def process(self):
-        """The forward process the model was trained on."""
-        return self.config.make_process()
 
     @property
     def sample_shape(self) -> tuple[int]:

@@ -125,12 +125,12 @@ parameters), VP cosine, v-prediction, 500 steps of 128 images."""
 SHAPES = ImageTrainConfig(
     data="shapes",
     label_by="shape",
-    steps=1500,
+    steps=1200,
     batch_size=64,
     net=UNetConfig(size=16, in_channels=3, patch=2, channels=(32, 64), num_classes=3),
 )
 """The shapes model: 16x16 RGB, conditional on the shape; 2x2 patches, a U-Net of 32 and 64
-channels (388k parameters), 1,500 steps of 64 images. (The text-conditioned model,
+channels (388k parameters), 1,200 steps of 64 images. (The text-conditioned model,
 ``image_config("shapes", condition="text", ...)``, trains 2,000: it must get every attribute
 right, not only the shape.)"""
 
@@ -220,16 +220,6 @@ class ImageModel(Sampling):
     losses: np.ndarray
     timing: dict = dataclasses.field(default_factory=dict)
     interrupted: bool = False
-
-    @property
-    def steps(self) -> int:
-        """Number of training steps done."""
-        return int(self.losses.shape[0])
-
-    @property
-    def process(self):
-        """The forward process the model was trained on."""
-        return self.config.make_process()
 
     @property
     def num_params(self) -> int:

@@ -32,7 +32,54 @@ def _grid_figure(picture: np.ndarray, theme: dict, inches: float = 4.5):
     return fig, ax, art
 
 
-class ImageGuidanceExplorer(_Explorer):
+class _GuidedGrid(_Explorer):
+    """A grid of guided samples from fixed noise, with a w slider; subclasses add the rest.
+
+    A subclass sets its controls in ``_controls()`` (returning the widgets above the picture)
+    and says what to steer toward and away from in ``_conditions()``.
+    """
+
+    def __init__(self, model, w, n, steps, theme):
+        _check_range("w", w, 0.0, 8.0)
+        super().__init__(theme)
+        self.model, self.steps = model, steps
+        self._net = model.denoiser()
+        k_prior, self._key = jax.random.split(jax.random.key(0))
+        self._x_init = model.process.prior(k_prior, (n, *model.sample_shape))
+        self.w = widgets.FloatSlider(
+            value=w, min=0.0, max=8.0, step=0.25, description="w", continuous_update=False,
+            **_SLIDER,
+        )  # fmt: skip
+        controls = self._controls()
+        self.widget = widgets.VBox([*controls, self.image, self.readout, self.timing])
+        self.error = None
+        self._compute()
+        fig, self._ax, self._art = _grid_figure(tile(self.samples), self.theme)
+        self._adopt(fig, freeze=False)
+        self.update()
+        self._bind(self._inputs, self.update)
+
+    def _controls(self) -> list:
+        """The widgets above the picture; sets ``self._inputs`` (those that redraw)."""
+        raise NotImplementedError
+
+    def _conditions(self):
+        """(condition, base): what to steer toward, and away from (the null condition)."""
+        raise NotImplementedError
+
+    def _sample(self) -> None:
+        """Sample the grid: CFG toward the condition, away from the base, from fixed noise.
+
+        The base is always a condition (the null one when there is no negative), so every
+        setting shares one pytree structure and one compiled sampler.
+        """
+        cond, base = self._conditions()
+        guided = classifier_free(self._net, cond, self.w.value, base)
+        traj = samplers.ddim(self._key, guided, self.model.process, self._x_init, self.steps)
+        self.samples = np.clip(np.asarray(traj[-1]), -1, 1)
+
+
+class ImageGuidanceExplorer(_GuidedGrid):
     """A grid of class-guided samples, redrawn when the class, w or the negative class moves.
 
     The starting noise is fixed, so moving w shows the same samples changing. The readout is
@@ -46,53 +93,28 @@ class ImageGuidanceExplorer(_Explorer):
             raise ToydiffError("image_guidance_explorer needs a class-conditional image model")
         _check_choice("label", label, names)
         _check_choice("negative class", negative, (None, *names))
-        w = model.default_guidance(negative) if w is None else w
-        _check_range("w", w, 0.0, 8.0)
-        super().__init__(theme)
-        self.model, self.steps = model, steps
-        self._net = model.denoiser()
+        self._first = (label, negative)
         self._judge = judge_for(model.config.data, model.config.net.size)
-        k_prior, self._key = jax.random.split(jax.random.key(0))
-        self._x_init = model.process.prior(k_prior, (n, *model.sample_shape))
+        w = model.default_guidance(negative) if w is None else w
+        super().__init__(model, w, n, steps, theme)
+
+    def _controls(self) -> list:
+        label, negative = self._first
+        names = self.model.class_names
         self.label = widgets.Dropdown(options=names, value=label, description="class")
-        self.w = widgets.FloatSlider(
-            value=w,
-            min=0.0,
-            max=8.0,
-            step=0.25,
-            description="w",
-            continuous_update=False,
-            **_SLIDER,
-        )
         self.negative = widgets.Dropdown(
             options=(NONE, *names), value=negative or NONE, description="negative"
         )
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.label, self.w, self.negative]),
-                self.image,
-                self.readout,
-                self.timing,
-            ]
-        )
-        self._compute()
-        fig, self._ax, self._art = _grid_figure(tile(self.samples), self.theme)
-        self._adopt(fig, freeze=False)
-        self.update()
-        self._bind([self.label, self.w, self.negative], self.update)
+        self._inputs = [self.label, self.w, self.negative]
+        return [widgets.HBox(self._inputs)]
 
-    def _denoiser(self):
-        """CFG toward the class and away from the negative (or the null) class: one pytree."""
+    def _conditions(self):
         neg = self.negative.value
-        neg_id = self.model.config.net.null_condition if neg == NONE else self.model.condition(neg)
-        label = self.model.condition(self.label.value)
-        return classifier_free(self._net, label, self.w.value, neg_id)
+        base = self.model.config.net.null_condition if neg == NONE else self.model.condition(neg)
+        return self.model.condition(self.label.value), base
 
     def _compute(self) -> None:
-        traj = samplers.ddim(
-            self._key, self._denoiser(), self.model.process, self._x_init, self.steps
-        )
-        self.samples = np.clip(np.asarray(traj[-1]), -1, 1)
+        self._sample()
         predicted = self._judge.predict(self.samples, self.model.config.label_by)
         self.accuracy = float(np.mean(predicted == self.model.condition(self.label.value)))
         neg = self.negative.value
@@ -181,7 +203,7 @@ def denoising_explorer(model, key=None, n=36, steps=32, sampler="ddim", theme=No
     return DenoisingExplorer(traj, times, theme)
 
 
-class PromptExplorer(_Explorer):
+class PromptExplorer(_GuidedGrid):
     """A grid drawn for a prompt, redrawn when the prompt, the negative prompt or w changes.
 
     The starting noise is fixed. A prompt with a word problem shows its one-line error in the
@@ -192,53 +214,34 @@ class PromptExplorer(_Explorer):
         if model.config.condition != "text":
             raise ToydiffError("prompt_explorer needs a text-conditioned image model")
         model.condition(prompt)  # a bad first prompt is the caller's error, raised here
+        self._first = (prompt, negative)
         w = model.default_guidance(negative) if w is None else w
-        _check_range("w", w, 0.0, 8.0)
-        super().__init__(theme)
-        self.model, self.steps = model, steps
-        self._net = model.denoiser()
-        k_prior, self._key = jax.random.split(jax.random.key(0))
-        self._x_init = model.process.prior(k_prior, (n, *model.sample_shape))
+        super().__init__(model, w, n, steps, theme)
+
+    def _controls(self) -> list:
+        prompt, negative = self._first
         layout = {"layout": {"width": "360px"}, "continuous_update": False}
         self.prompt = widgets.Text(value=prompt, description="prompt", **layout)
         self.negative = widgets.Text(value=negative or "", description="negative", **layout)
-        self.w = widgets.FloatSlider(
-            value=w,
-            min=0.0,
-            max=8.0,
-            step=0.25,
-            description="w",
-            continuous_update=False,
-            **_SLIDER,
+        self._inputs = [self.prompt, self.negative, self.w]
+        return list(self._inputs)
+
+    def _conditions(self):
+        negative = self.negative.value.strip() or None
+        base = self.model.config.net.null_condition
+        return self.model.condition(self.prompt.value), (
+            base if negative is None else self.model.condition(negative)
         )
-        self.widget = widgets.VBox(
-            [self.prompt, self.negative, self.w, self.image, self.readout, self.timing]
-        )
-        self.error = None
-        self._compute()
-        fig, self._ax, self._art = _grid_figure(tile(self.samples), self.theme)
-        self._adopt(fig, freeze=False)
-        self.update()
-        self._bind([self.prompt, self.negative, self.w], self.update)
 
     def _compute(self) -> None:
         from toydiff.images.judge import prompt_scores
 
-        negative = self.negative.value.strip() or None
         try:
-            cond = self.model.condition(self.prompt.value)
-            base = (
-                self.model.config.net.null_condition
-                if negative is None
-                else (self.model.condition(negative))
-            )
+            self._sample()
         except ToydiffError as err:
             self.error = str(err)
             return
         self.error = None
-        guided = classifier_free(self._net, cond, self.w.value, base)
-        traj = samplers.ddim(self._key, guided, self.model.process, self._x_init, self.steps)
-        self.samples = np.clip(np.asarray(traj[-1]), -1, 1)
         self.scores = prompt_scores(self.samples, self.prompt.value, self.model.config.data)
 
     def _draw(self) -> None:
