@@ -24,19 +24,21 @@ def seen(model):
     return text_prompts(model)[:8]
 
 
-def test_prompts_seen_in_training_at_the_default_guidance(model, seen):
-    r = judge.score_prompts(model, seen, n=20)
+@pytest.fixture(scope="module")
+def seen_scores(model, seen):
+    return {w: judge.score_prompts(model, seen, n=16, guidance=w) for w in (0.0, 1.0, 3.0)}
+
+
+def test_prompts_seen_in_training_at_the_default_guidance(seen_scores):
+    r = seen_scores[3.0]  # the default w
     print({p: s["prompt_accuracy"] for p, s in r["per_prompt"].items()})
     assert r["prompt_accuracy"] >= 0.9  # 0.97 here
 
 
-def test_accuracy_rises_with_w(model, seen):
-    acc = [
-        judge.score_prompts(model, seen[:6], n=12, guidance=w)["prompt_accuracy"] for w in (0, 1)
-    ]
-    default = judge.score_prompts(model, seen[:6], n=12)["prompt_accuracy"]
-    print(acc, default)
-    assert acc[0] < 0.2 < acc[1] <= default + 0.05
+def test_accuracy_rises_with_w(seen_scores):
+    acc = [seen_scores[w]["prompt_accuracy"] for w in (0.0, 1.0, 3.0)]
+    print(acc)
+    assert acc[0] < 0.2 < acc[1] <= acc[2] + 0.05
 
 
 def test_held_out_combinations_are_reported(model):
@@ -62,7 +64,7 @@ def test_a_negative_prompt_removes_the_hat(model):
 
 def test_the_hat_grows_with_guidance(model):
     shares = [
-        judge.score_prompts(model, ["a large red circle wearing a hat"], n=24, guidance=w)[
+        judge.score_prompts(model, ["a large red circle wearing a hat"], n=32, guidance=w)[
             "hat_share"
         ]
         for w in (0.0, 1.0, 3.0)

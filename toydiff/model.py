@@ -166,30 +166,88 @@ class Sampling:
         """The weight w used when none is given (``guidance.default_weight``)."""
         return default_weight(negative)
 
-    def sample(self, key, n=2000, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
+    default_n: int = 2000
+    """Samples drawn when ``sample`` is not told how many (2,000 points; image models draw 64)."""
+
+    sample_chunk: int | None = None
+    """None: one sampler call for any n (the 2D lab). A number: run the sampler on batches of at
+    most this many, each padded to a power of two (from 8), so that every n reuses one of a few
+    compiled programs instead of compiling its own (the image path, where a compile costs
+    seconds and a sample far more than a 2D point)."""
+
+    def sample(self, key, n=None, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
         """Sample with any sampler; returns the trajectory, shape (steps + 1, n, *sample_shape).
 
         Args:
             key: a PRNG key; split into the starting noise and the sampler's noise.
-            n: number of samples (ignored when ``x_init`` is given).
+            n: number of samples (ignored when ``x_init`` is given); ``default_n`` if None.
             steps: number of sampler steps.
             sampler: one of ``samplers.SAMPLERS``.
             x_init: starting noise (n, *sample_shape) at t_max; drawn from the prior if None.
             options: sampler options, e.g. ``{"eta": 0.5}`` for ddim.
-            **kw: passed to ``denoiser`` (label, exact, guidance, negative).
+            **kw: passed to ``denoiser`` (label, exact, guidance, negative); ``label`` and
+                ``negative`` may be one value or one per sample.
+
+        Raises:
+            ToydiffError: a bad label, weight or sampler, before any sampling.
         """
-        denoiser = self.denoiser(**kw)
-        return samplers.sample(
-            key,
-            denoiser,
-            self.process,
-            n,
-            steps,
-            sampler,
-            self.sample_shape,
-            x_init,
-            **(options or {}),
-        )
+        n = self.default_n if n is None else n
+        if self.sample_chunk is None:
+            denoiser = self.denoiser(**kw)
+            return samplers.sample(
+                key,
+                denoiser,
+                self.process,
+                n,
+                steps,
+                sampler,
+                self.sample_shape,
+                x_init,
+                **(options or {}),
+            )
+        samplers.get_sampler(sampler)
+        k_prior, k_run = jax.random.split(key)
+        if x_init is None:
+            x_init = self.process.prior(k_prior, (n, *self.sample_shape))
+        x_init = jnp.asarray(x_init, jnp.float32)
+        n = x_init.shape[0]
+        label, negative = kw.pop("label", None), kw.pop("negative", None)
+        label, negative = _per_sample(label, n, "label"), _per_sample(negative, n, "negative")
+        self.denoiser(label=label, negative=negative, **kw)  # every mistake, before any work
+        size = min(self.sample_chunk, max(8, 1 << (n - 1).bit_length()))
+        pad = -n % size
+        x_init = jnp.concatenate([x_init, jnp.zeros((pad, *x_init.shape[1:]), jnp.float32)])
+        label, negative = _pad(label, pad), _pad(negative, pad)
+        parts = []
+        for i, start in enumerate(range(0, n + pad, size)):
+            part = slice(start, start + size)
+            denoiser = self.denoiser(
+                label=None if label is None else label[part],
+                negative=None if negative is None else negative[part],
+                **kw,
+            )
+            traj = samplers.get_sampler(sampler)(
+                jax.random.fold_in(k_run, i), denoiser, self.process, x_init[part], steps,
+                **(options or {}),
+            )  # fmt: skip
+            parts.append(traj)
+        return jnp.concatenate(parts, axis=1)[:, :n]
+
+
+def _per_sample(label, n: int, what: str):
+    """One label per sample, as a list of length n (None stays None)."""
+    if label is None:
+        return None
+    if isinstance(label, list | tuple | np.ndarray):
+        if len(label) != n:
+            raise ToydiffError(f"{len(label)} {what}s given for {n} samples; give one, or one each")
+        return list(label)
+    return [label] * n
+
+
+def _pad(labels, pad: int):
+    """Repeat the last label to fill the padding samples (their images are dropped)."""
+    return None if labels is None else labels + labels[-1:] * pad
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -390,7 +390,7 @@ NEGATIVE_PROMPTS = (
 )
 
 
-def negative_prompt_effect(model, prompts=NEGATIVE_PROMPTS, *, n=48, w=None, key=None, **kw):
+def negative_prompt_effect(model, prompts=NEGATIVE_PROMPTS, *, n=32, w=None, key=None, **kw):
     """The share wearing a hat, for prompts that name no hat: with plain guidance at the default
     w, and with a negative prompt that adds the hat ("... wearing a hat") at the image models'
     negative default (``guidance.IMAGE_NEGATIVE_GUIDANCE``).

@@ -220,6 +220,13 @@ class ImageModel(Sampling):
     losses: np.ndarray
     timing: dict = dataclasses.field(default_factory=dict)
     interrupted: bool = False
+    default_n = 64  # a class attribute, not a field: an 8x8 grid when no n is given
+
+    @property
+    def sample_chunk(self) -> int:
+        """Sampler batches of at most 128 images on a CPU, 1,024 on an accelerator (see
+        ``Sampling.sample_chunk``): every n then reuses one of a few compiled samplers."""
+        return 128 if jax.default_backend() == "cpu" else 1024
 
     @property
     def num_params(self) -> int:
