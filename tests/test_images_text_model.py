@@ -26,17 +26,19 @@ def seen(model):
 
 @pytest.fixture(scope="module")
 def seen_scores(model, seen):
-    return {w: judge.score_prompts(model, seen, n=16, guidance=w) for w in (0.0, 1.0, 3.0)}
+    return {
+        w: judge.score_prompts(model, seen, n=8 if w < 3 else 16, guidance=w) for w in (0, 1, 3)
+    }
 
 
 def test_prompts_seen_in_training_at_the_default_guidance(seen_scores):
-    r = seen_scores[3.0]  # the default w
+    r = seen_scores[3]  # the default w
     print({p: s["prompt_accuracy"] for p, s in r["per_prompt"].items()})
-    assert r["prompt_accuracy"] >= 0.9  # 0.97 here
+    assert r["prompt_accuracy"] >= 0.9  # 0.94 here after 1,600 steps
 
 
 def test_accuracy_rises_with_w(seen_scores):
-    acc = [seen_scores[w]["prompt_accuracy"] for w in (0.0, 1.0, 3.0)]
+    acc = [seen_scores[w]["prompt_accuracy"] for w in (0, 1, 3)]
     print(acc)
     assert acc[0] < 0.2 < acc[1] <= acc[2] + 0.05
 

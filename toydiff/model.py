@@ -207,16 +207,22 @@ class Sampling:
             )
         samplers.get_sampler(sampler)
         k_prior, k_run = jax.random.split(key)
-        if x_init is None:
-            x_init = self.process.prior(k_prior, (n, *self.sample_shape))
-        x_init = jnp.asarray(x_init, jnp.float32)
-        n = x_init.shape[0]
+        n = n if x_init is None else len(x_init)
         label, negative = kw.pop("label", None), kw.pop("negative", None)
         label, negative = _per_sample(label, n, "label"), _per_sample(negative, n, "negative")
         self.denoiser(label=label, negative=negative, **kw)  # every mistake, before any work
         size = min(self.sample_chunk, max(8, 1 << (n - 1).bit_length()))
         pad = -n % size
-        x_init = jnp.concatenate([x_init, jnp.zeros((pad, *x_init.shape[1:]), jnp.float32)])
+        if x_init is None:  # drawn chunk by chunk, so the draw compiles once per chunk size too
+            x_init = jnp.concatenate(
+                [
+                    self.process.prior(jax.random.fold_in(k_prior, i), (size, *self.sample_shape))
+                    for i in range((n + pad) // size)
+                ]
+            )
+        else:
+            x_init = jnp.asarray(x_init, jnp.float32)
+            x_init = jnp.concatenate([x_init, jnp.zeros((pad, *x_init.shape[1:]), jnp.float32)])
         label, negative = _pad(label, pad), _pad(negative, pad)
         parts = []
         for i, start in enumerate(range(0, n + pad, size)):
