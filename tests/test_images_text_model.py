@@ -26,15 +26,17 @@ def seen(model):
 
 @pytest.fixture(scope="module")
 def seen_scores(model, seen):
+    # 256 pictures at the default w (0.93 here, so the 0.9 bar is about 2 standard errors
+    # away), 64 at w = 0 and 1
     return {
-        w: judge.score_prompts(model, seen, n=8 if w < 3 else 16, guidance=w) for w in (0, 1, 3)
+        w: judge.score_prompts(model, seen, n=8 if w < 3 else 32, guidance=w) for w in (0, 1, 3)
     }
 
 
 def test_prompts_seen_in_training_at_the_default_guidance(seen_scores):
     r = seen_scores[3]  # the default w
     print({p: s["prompt_accuracy"] for p, s in r["per_prompt"].items()})
-    assert r["prompt_accuracy"] >= 0.9  # 0.94 here after 1,600 steps
+    assert r["prompt_accuracy"] >= 0.9
 
 
 def test_accuracy_rises_with_w(seen_scores):

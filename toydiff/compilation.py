@@ -17,7 +17,7 @@ import pathlib
 import jax
 
 MAX_BYTES = 2 * 1024**3
-MIN_COMPILE_S = 0.5  # programs that compile faster than this are not worth a file
+MIN_COMPILE_S = 0.2  # programs that compile faster than this are not worth a file
 
 
 def folder() -> pathlib.Path:

@@ -26,8 +26,21 @@ from toydiff.oracle import point_set_oracle
 from toydiff.processes import make_process
 
 
+class RunSettings:
+    """What every run's config (2D or image) shares: a named process and a JSON form."""
+
+    def make_process(self):
+        """The forward process this run trains on."""
+        kwargs = {"sigma_max": self.sigma_max} if self.process == "ve" else {}
+        return make_process(self.process, **kwargs)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of the settings."""
+        return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RunSettings):
     """Everything that defines a training run. The defaults are the reference spiral model.
 
     Attributes:
@@ -73,15 +86,6 @@ class TrainConfig:
             self.make_process()
         except ValueError as err:
             raise ToydiffError(str(err)) from None
-
-    def make_process(self):
-        """The forward process this run trains on."""
-        kwargs = {"sigma_max": self.sigma_max} if self.process == "ve" else {}
-        return make_process(self.process, **kwargs)
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict of the settings."""
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

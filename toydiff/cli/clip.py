@@ -153,7 +153,7 @@ def add_parser(sub, verb) -> None:
     p = verb(verbs, "train", cmd_train, "train a toy CLIP on shapes or digits with their captions")
     p.add_argument("--data", required=True, choices=("shapes", "digits"))
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--steps", type=_positive, help="training steps (600 shapes, 300 digits)")
+    p.add_argument("--steps", type=_positive, help="training steps (500 shapes, 300 digits)")
     p.add_argument("--batch", type=_positive, help="batch size (256)")
     p.add_argument("--size", type=int, help="shapes image size (16)")
     p.add_argument("--seed", type=int)

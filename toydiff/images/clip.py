@@ -62,7 +62,7 @@ class CLIPConfig:
     size: int = 16
     embed_dim: int = 32
     width: int = 64
-    steps: int = 600
+    steps: int = 500
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4
