@@ -193,7 +193,8 @@ class Sampling:
                 ``negative`` may be one value or one per sample.
 
         Raises:
-            ToydiffError: a bad label, weight or sampler, before any sampling.
+            ToydiffError: a bad label or weight, before any sampling.
+            ValueError: an unknown sampler (``samplers.get_sampler``'s error).
         """
         n = self.default_n if n is None else n
         if self.sample_chunk is None:
