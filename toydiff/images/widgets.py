@@ -17,7 +17,7 @@ from toydiff.errors import ToydiffError
 from toydiff.guidance import classifier_free
 from toydiff.images.judge import judge_for
 from toydiff.images.viz import tile
-from toydiff.widgets import _SLIDER, _check_choice, _check_range, _Explorer
+from toydiff.widgets._base import _SLIDER, _check_choice, _check_range, _Explorer
 
 NONE = "none"
 
