@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from matplotlib.quiver import Quiver
 from PIL import Image
 
-from toydiff import metrics, viz
+from toydiff import metrics, palettes, viz
 from toydiff.errors import DataError
 
 matplotlib.use("Agg")  # viz never needs pyplot; this keeps any other figure off-screen too
@@ -94,6 +94,34 @@ def test_palette_has_three_distinct_class_colours(name):
     assert len(set(t["classes"])) == 3
     assert t["sample"] not in t["classes"]
     assert t["title_size"] > t["font_size"] >= 14
+
+
+@pytest.mark.parametrize("name", THEMES)
+def test_class_colours_survive_colour_blindness(name):
+    """Okabe-Ito colours that stay apart (Delta E >= 20) under every simulated colour blindness."""
+    t = viz.palette(name)
+    assert set(t["classes"]) | {t["sample"]} <= set(palettes.OKABE_ITO.values())
+    classes = palettes.separation(t["classes"], t["background"])
+    samples = palettes.separation([t["sample"], t["data"]], t["background"])
+    assert set(classes) == {"normal", "protanopia", "deuteranopia", "tritanopia"}
+    for vision in classes:
+        assert classes[vision][0] >= 20, (vision, classes[vision])  # class from class
+        assert classes[vision][1] >= 35, (vision, classes[vision])  # class from background
+        assert samples[vision][0] >= 20, (vision, samples[vision])  # sample from data
+
+
+def test_colour_blindness_simulation_is_the_published_one():
+    # Machado et al. rows sum to 1: grey stays grey; pure red loses its red under protanopia.
+    for matrix in palettes.CVD.values():
+        assert np.allclose(matrix.sum(axis=1), 1.0, atol=1e-3)
+    grey = palettes.lab("#808080")
+    for vision in palettes.VISIONS:
+        assert np.allclose(palettes.lab("#808080", vision), grey, atol=0.5)
+    red, red_protan = palettes.lab("#FF0000"), palettes.lab("#FF0000", "protanopia")
+    assert red[1] > 60 and abs(red_protan[1]) < 0.3 * red[1]
+    assert np.allclose(palettes.lab("#FFFFFF"), [100, 0, 0], atol=0.1)
+    with pytest.raises(ValueError, match="protanopia"):
+        palettes.lab("#000000", "achromatic")
 
 
 # ----------------------------------------------------------------------------- static plots

@@ -41,42 +41,12 @@ from matplotlib.ticker import PercentFormatter
 from PIL import Image
 
 from toydiff.errors import DataError, ToydiffError
+from toydiff.palettes import THEMES
 
 CLASS_NAMES = ("people", "dogs", "cats")  # the story's labels of the inner, middle, outer arcs
 DPI = 80  # screen dpi: 4.5 in -> 360 px frames keep GIFs small
 ANIM_SIZE = 4.5  # inches per animation panel
 LIM = 1.5  # half-width of the field grid in REFERENCE.md
-
-THEMES = {
-    "dark": {
-        "name": "dark",
-        "background": "#101014",
-        "text": "#ECECEC",
-        "muted": "#9A9AA5",
-        "grid": "#2A2A33",
-        "data": "#8C96A8",
-        "sample": "#FFB000",
-        "classes": ("#4FC3F7", "#FF6F91", "#9BE564"),  # people, dogs, cats
-        "accent": "#F5F5F5",
-        "cmap": "plasma",
-        "font_size": 14,
-        "title_size": 16,
-    },
-    "light": {
-        "name": "light",
-        "background": "#FFFFFF",
-        "text": "#1A1A1A",
-        "muted": "#5F6368",
-        "grid": "#E0E0E0",
-        "data": "#9E9E9E",
-        "sample": "#D55E00",
-        "classes": ("#0072B2", "#CC79A7", "#009E73"),  # people, dogs, cats
-        "accent": "#111111",
-        "cmap": "viridis",
-        "font_size": 14,
-        "title_size": 16,
-    },
-}
 
 _STATE = {"theme": "dark"}  # the module default, changed by set_theme and theme()
 
