@@ -383,8 +383,50 @@ def cached_train(config: TrainConfig = REFERENCE, *, progress: bool = True) -> M
         The trained ``Model``.
     """
     cloud = data_lib.load(config.data)
+    parts = [config.to_dict(), cloud.fingerprint(), source_hash()]
     return cached(
-        [config.to_dict(), cloud.fingerprint(), source_hash()],
-        Model.load,
-        lambda: train(config, cloud, progress=progress),
+        parts, Model.load, lambda: _train_keeping_snapshots(config, cloud, parts, progress)
     )
+
+
+SNAPSHOTS = "snapshots"  # the cache entry's folder of per-chunk snapshots
+
+
+def _train_keeping_snapshots(config, cloud, parts, progress: bool) -> Model:
+    """Train, saving the model after every chunk under the cache entry's ``snapshots/``.
+
+    They are written before ``run.toydiff`` (which marks the entry complete), so a complete entry
+    always has its snapshots; they cost a few kB each.
+    """
+    folder = cache_entry(parts) / SNAPSHOTS
+    kept: list[Model] = []
+    model = train(config, cloud, progress=progress, callback=kept.append)
+    if not model.interrupted:
+        for snap in kept:
+            snap.save(folder / f"{snap.steps:08d}")
+    return model
+
+
+def cached_snapshots(config: TrainConfig = REFERENCE, *, progress: bool = True) -> list[Model]:
+    """The model after every training chunk, from the cache (training once if needed).
+
+    ``cached_train`` keeps these as it trains, so asking for them costs no extra training, and
+    the last snapshot is the cached model itself.
+
+    Args:
+        config: the training settings.
+        progress: show the progress bar when training.
+
+    Returns:
+        Models after ``chunk``, ``2 * chunk``, ..., ``steps`` steps (in that order).
+    """
+    final = cached_train(config, progress=progress)
+    cloud = data_lib.load(config.data)
+    folder = cache_entry([config.to_dict(), cloud.fingerprint(), source_hash()]) / SNAPSHOTS
+    runs = sorted(folder.glob("*/run.toydiff"))
+    if not runs or int(runs[-1].parent.name) != final.steps:
+        raise ToydiffError(
+            f"the cache entry of this model has no training snapshots in {folder}; delete the "
+            "entry's folder and ask again to retrain it"
+        )
+    return [Model.load(run) for run in runs]
