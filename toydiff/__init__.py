@@ -38,7 +38,7 @@ from toydiff import (
 )
 from toydiff.errors import ToydiffError
 from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG, Model, TrainConfig
-from toydiff.training import cached_train, train
+from toydiff.training import cached_snapshots, cached_train, train
 
 __all__ = [
     "REFERENCE",
@@ -47,6 +47,7 @@ __all__ = [
     "Model",
     "ToydiffError",
     "TrainConfig",
+    "cached_snapshots",
     "cached_train",
     "data",
     "exercises",

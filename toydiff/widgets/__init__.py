@@ -44,13 +44,18 @@ from toydiff.widgets._base import (
     WIDGETS,
 )
 from toydiff.widgets.bench import bench_widgets
+from toydiff.widgets.draw import DRAW_CONFIG, DrawExplorer, draw_your_data
 from toydiff.widgets.field import FieldExplorer, field_explorer
 from toydiff.widgets.forward import ForwardExplorer, forward_explorer
 from toydiff.widgets.guidance import GuidanceExplorer, guidance_explorer
+from toydiff.widgets.noise import NoiseExplorer, noise_explorer
+from toydiff.widgets.quality import QualityExplorer, quality_explorer
 from toydiff.widgets.sampler import SamplerExplorer, sampler_explorer
+from toydiff.widgets.steps import StepsExplorer, steps_explorer
 from toydiff.widgets.training_view import live_training
 
 __all__ = [
+    "DRAW_CONFIG",
     "DRAWN_WALKERS",
     "LIVE_FIELD_T",
     "MODES",
@@ -61,7 +66,15 @@ __all__ = [
     "ForwardExplorer",
     "GuidanceExplorer",
     "SamplerExplorer",
+    "DrawExplorer",
+    "NoiseExplorer",
+    "QualityExplorer",
+    "StepsExplorer",
     "bench_widgets",
+    "draw_your_data",
+    "noise_explorer",
+    "quality_explorer",
+    "steps_explorer",
     "field_explorer",
     "forward_explorer",
     "guidance_explorer",

@@ -26,6 +26,10 @@ WIDGETS = (
     "guidance_explorer",
     "forward_explorer",
     "live_training",
+    "noise_explorer",
+    "steps_explorer",
+    "quality_explorer",
+    "draw_your_data",
 )
 MODES = ("learned", "exact", "both")
 PATH_STEPS = 64  # DDIM steps of a clicked probability-flow path
