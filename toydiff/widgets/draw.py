@@ -1,4 +1,4 @@
-"""Draw your own data: sketch a point cloud, train on it live, then explore its field and samples."""
+"""Draw your own data: sketch a point cloud, train on it live, explore its field and samples."""
 
 from __future__ import annotations
 
