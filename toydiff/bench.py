@@ -7,6 +7,7 @@ separately (``compile_s``) and never mixed into the steady-state numbers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import platform
@@ -61,11 +62,34 @@ def bench_model(model: Model) -> dict:
     }
 
 
+FOOTPRINT_CELL = """import json as _json, resource as _resource
+_me = _resource.getrusage(_resource.RUSAGE_SELF)
+_kids = _resource.getrusage(_resource.RUSAGE_CHILDREN)
+print("toydiff-footprint", _json.dumps({"peak_rss_kib": max(_me.ru_maxrss, _kids.ru_maxrss),
+      "cpu_s": _me.ru_utime + _me.ru_stime + _kids.ru_utime + _kids.ru_stime}))"""
+
+
+def _footprint(nb) -> dict:
+    """The numbers printed by ``FOOTPRINT_CELL``, the last cell of an executed notebook."""
+    for output in nb.cells[-1].get("outputs", []):
+        text = output.get("text", "")
+        if text.startswith("toydiff-footprint "):
+            return json.loads(text.split(" ", 1)[1])
+    raise ToydiffError("the footprint cell printed nothing")
+
+
 def time_notebooks(directory) -> dict:
-    """Run every notebook in ``directory`` top to bottom; seconds per notebook and in total.
+    """Run every notebook in ``directory`` top to bottom, each in a fresh kernel, and measure it.
 
     Chapter 0's check (the tour runs in under 60 s) and the 5-minute budget for all notebooks
-    are measured here. Needs the test extras (nbclient, ipykernel).
+    are measured here, and so is each chapter's footprint on a shared classroom machine: the
+    peak resident memory of its kernel and the CPU seconds it used (``getrusage`` in the kernel,
+    read by one extra cell appended after the chapter's own). Needs the test extras (nbclient,
+    ipykernel).
+
+    Returns:
+        ``{"notebooks_s": {name: wall s}, "notebooks_total_s": ...,
+        "notebooks_cpu_s": {name: CPU s}, "notebooks_peak_mib": {name: MiB}}``.
     """
     try:
         import nbclient
@@ -77,15 +101,24 @@ def time_notebooks(directory) -> dict:
     paths = sorted(pathlib.Path(directory).glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise ToydiffError(f"no chapter notebooks (NN_name.ipynb) in {directory}")
-    times = {}
+    times, cpu, peak = {}, {}, {}
     for path in paths:
         nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(FOOTPRINT_CELL))
         t0 = time.perf_counter()
         nbclient.NotebookClient(
             nb, timeout=600, resources={"metadata": {"path": str(path.parent)}}
         ).execute()
         times[path.stem] = time.perf_counter() - t0
-    return {"notebooks_s": times, "notebooks_total_s": sum(times.values())}
+        used = _footprint(nb)
+        cpu[path.stem] = used["cpu_s"]
+        peak[path.stem] = used["peak_rss_kib"] / 1024
+    return {
+        "notebooks_s": times,
+        "notebooks_total_s": sum(times.values()),
+        "notebooks_cpu_s": cpu,
+        "notebooks_peak_mib": peak,
+    }
 
 
 def run(steps: int | None = None, progress: bool = True, notebooks=None) -> dict:
