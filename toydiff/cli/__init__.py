@@ -1,4 +1,5 @@
-"""The ``toydiff`` command line: train, sample, eval, phase, bench, demo, and ``images ...``.
+"""The ``toydiff`` command line: train, sample, eval, phase, bench, demo, lab, warmup,
+``images ...`` and ``clip ...``.
 
 The CLI is thin: it parses arguments, calls the library and prints. With ``--json`` a verb prints
 exactly one JSON object on stdout; progress bars and notes go to stderr. A user mistake (a bad
@@ -306,7 +307,7 @@ def cmd_demo(args):
 
 def build_parser() -> argparse.ArgumentParser:
     """The toydiff argument parser, with one sub-command per verb."""
-    from toydiff.cli import clip, images
+    from toydiff.cli import clip, images, lab
     from toydiff.objectives import OBJECTIVES
     from toydiff.samplers import SAMPLERS
 
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     images.add_parser(sub, add_verb)
     clip.add_parser(sub, add_verb)
+    lab.add_parser(sub, add_verb)
 
     p = verb("train", cmd_train, "train a score network on a 2D data set")
     p.add_argument("--data", default="spiral", help="dataset name or .npy/.csv/.png file")
