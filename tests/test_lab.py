@@ -131,6 +131,7 @@ def test_lab_rejects_a_bad_port(capsys, tmp_path, no_server, port):
         status, _, err = _main(capsys, "lab", str(tmp_path), "--no-browser", "--port", number)
     assert status == 2 and err.count("\n") == 1
     assert ("cannot listen" if port == "taken" else "between 1 and 65535") in err
+    assert not list(tmp_path.iterdir())  # checked before anything was copied
 
 
 def test_lab_copy_only_copies_and_stops(capsys, tmp_path, no_server):

@@ -146,7 +146,7 @@ def lab_command(dest, port: int, ip: str, open_browser: bool) -> list[str]:
         "--ServerApp.answer_yes=True",  # one Ctrl-C stops it, without a y/n question
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")  # Jupyter refuses root otherwise (containers, Binder)
+        command.append("--allow-root")  # Jupyter refuses root otherwise (as in many containers)
     return command
 
 
@@ -180,12 +180,13 @@ def launch(
         raise ToydiffError(
             "JupyterLab is not installed here; run `python -m pip install jupyterlab`"
         )
-    copied, kept = copy_notebooks(dest)
-    dest = pathlib.Path(dest).expanduser().resolve()
+    prepare_dir(dest)
     if port is None:
         port = free_port(ip)
     else:
         check_port(port, ip)
+    copied, kept = copy_notebooks(dest)
+    dest = pathlib.Path(dest).expanduser().resolve()
     token = secrets.token_hex(24) if token is None else token
     news = {"url": lab_url(port, token, ip), "dir": str(dest), "port": port}
     (announce or _print)(
