@@ -102,3 +102,21 @@ def test_cached_train_trains_once(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again"))
     again = training.cached_train(cfg, progress=False)
     assert all(np.array_equal(x, y) for x, y in zip(_leaves(first), _leaves(again), strict=True))
+
+
+def test_a_complete_cache_entry_loads_without_writing(tmp_path, monkeypatch):
+    """A read-only shared cache (a hub image warmed once) serves its models: no lock, no write."""
+    from toydiff import training
+
+    monkeypatch.setenv("TOYDIFF_CACHE", str(tmp_path))
+    cfg = dataclasses.replace(SMALL, steps=400)
+    first = training.cached_train(cfg, progress=False)
+
+    def no_writes(*args, **kwargs):
+        raise PermissionError(13, "Permission denied (a read-only cache)")
+
+    monkeypatch.setattr(training.filelock, "FileLock", no_writes)
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again"))
+    again = training.cached_train(cfg, progress=False)
+    assert all(np.array_equal(x, y) for x, y in zip(_leaves(first), _leaves(again), strict=True))
+    assert [m.steps for m in training.cached_snapshots(cfg, progress=False)] == [200, 400]

@@ -35,6 +35,8 @@ def enable() -> pathlib.Path | None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None  # a read-only home: compile every time rather than fail
+    if not os.access(path, os.W_OK):
+        return None  # a shared read-only cache (a hub's image): no warnings on every compile
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)  # bounded, and locked
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)

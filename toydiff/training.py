@@ -355,6 +355,13 @@ def cached(parts: list, load: Callable, make: Callable):
         The model.
     """
     directory = cache_entry(parts)
+    if (directory / "run.toydiff").exists():
+        # A complete entry: written atomically, so it loads without the lock (a read-only
+        # shared cache, e.g. one warmed in a JupyterHub image, works too).
+        try:
+            return load(directory)
+        except ToydiffError:
+            pass  # a damaged entry is trained again below, under the lock
     directory.mkdir(parents=True, exist_ok=True)
     # One process trains an entry; another asking for it meanwhile waits, then loads it.
     with filelock.FileLock(directory / ".lock"):
