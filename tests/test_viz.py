@@ -1,5 +1,7 @@
 """Tests for toydiff.viz: each plot has the artists it promises; animations write playable files."""
 
+import re
+
 import imageio_ffmpeg
 import matplotlib
 import numpy as np
@@ -320,7 +322,23 @@ def test_animate_points_side_by_side_panels(five_frames):
     fig = anim._fig
     assert [ax.get_title() for ax in fig.axes] == ["DDPM", "no noise"]
     assert _pixels(fig) == (720, 360)
-    assert "<script" in viz.to_html(anim)
+    html = viz.to_html(anim)
+    assert "<script" in html
+    # offline: no stylesheet or font from a CDN, and every player button still has a label
+    assert "http://" not in html and "https://" not in html and "<link" not in html
+    assert "fa fa-" not in html
+    buttons = re.findall(r"<button[^>]*>\s*([^<]*?)\s*</button>", html)
+    assert buttons == [
+        "\u2212",
+        "\u00ab",
+        "\u2039",
+        "\u25c0",
+        "||",
+        "\u25b6",
+        "\u203a",
+        "\u00bb",
+        "+",
+    ]
     with pytest.raises(ValueError, match="titles"):
         viz.animate_points([five_frames, five_frames], titles=["one"])
 

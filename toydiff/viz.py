@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import re
 import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -928,9 +929,28 @@ def to_html(anim: FuncAnimation) -> str:
         anim: an animation from this module.
 
     Returns:
-        HTML text (``anim.to_jshtml()``); display it with ``IPython.display.HTML``.
+        HTML text (matplotlib's ``anim.to_jshtml()`` player); display it with
+        ``IPython.display.HTML``. Matplotlib's player loads Font Awesome from a CDN for its button
+        icons; here the link is removed and each icon is a plain character instead, so the player
+        works offline and the page fetches nothing from outside.
     """
-    return anim.to_jshtml()
+    html = _CDN_LINK.sub("", anim.to_jshtml())
+    return _FA_ICON.sub(lambda m: _PLAYER_ICONS[m.group(1)], html)
+
+
+_CDN_LINK = re.compile(r"<link[^>]*href=\"https?://[^\"]*\"[^>]*>", re.S)
+_FA_ICON = re.compile(r'<i class="fa (fa-[a-z-]+(?: fa-flip-horizontal)?)"></i>')
+_PLAYER_ICONS = {  # the player's Font Awesome icons as characters every font has
+    "fa-minus": "\u2212",
+    "fa-fast-backward": "\u00ab",
+    "fa-step-backward": "\u2039",
+    "fa-play fa-flip-horizontal": "\u25c0",
+    "fa-pause": "||",
+    "fa-play": "\u25b6",
+    "fa-step-forward": "\u203a",
+    "fa-fast-forward": "\u00bb",
+    "fa-plus": "+",
+}
 
 
 def _save(anim: FuncAnimation, path, writer) -> Path:
