@@ -37,10 +37,18 @@ from toydiff import (
     widgets,
 )
 from toydiff.errors import ToydiffError
-from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG, Model, TrainConfig
+from toydiff.model import (
+    GUIDANCE_DEMO,
+    REFERENCE,
+    REFERENCE_CONDITIONAL,
+    REFERENCE_LONG,
+    Model,
+    TrainConfig,
+)
 from toydiff.training import cached_snapshots, cached_train, train
 
 __all__ = [
+    "GUIDANCE_DEMO",
     "REFERENCE",
     "REFERENCE_CONDITIONAL",
     "REFERENCE_LONG",

@@ -114,6 +114,28 @@ REFERENCE_CONDITIONAL = TrainConfig(
 )
 """The story's 3-class model: sigma_max 1, 30,000 steps with batches of 200, label dropout."""
 
+GUIDANCE_DEMO = dataclasses.replace(
+    REFERENCE_CONDITIONAL,
+    cond_drop=0.95,
+    steps=14_000,
+    net=NetConfig(hidden=(64, 64, 64), num_classes=3, class_dim=32),
+)
+"""A weakly conditioned 3-class model, for chapter 8: the case that guidance exists for.
+
+With REFERENCE_CONDITIONAL plain conditioning (w = 1) already puts 100% of the samples on the
+asked-for arc, so guidance has nothing left to fix. This model hides the class on 95% of its
+examples and is small (three layers of 64, a 32-d class embedding) and trained 14,000 steps:
+it learns the spiral from every example (91% of its unguided samples lie within 0.05 of it) but
+the classes from only 1 example in 20. Its class signal points the right way but is weak, so
+at w = 1 samples land on the neighbouring arc (dogs on the people arc, cats on the dog arc);
+the default guidance multiplies the signal by w = 3 and puts them back.
+
+Measured (2,000 samples per class, 64 DDPM steps, key 1; training seed 0, then seeds 1-3):
+the worst class at w = 1 (cats) reaches 85.7% (83.6%, 82.2%, 88.0%), the worst class at w = 3
+97.5% (97.5%, 99.1%, 99.2%). The mean at w = 1 is 92.5% (91.5%, 90.8%, 93.7%). Training takes
+about 7 s on two CPU cores, a tenth of REFERENCE_CONDITIONAL's time.
+"""
+
 
 class Sampling:
     """Denoising and sampling, shared by the 2D ``Model`` and the image path's model.
