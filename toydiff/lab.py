@@ -33,7 +33,7 @@ from toydiff.errors import ToydiffError
 from toydiff.images import clip as clip_lib
 from toydiff.images import model as image_model
 from toydiff.images import training as image_training
-from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG
+from toydiff.model import GUIDANCE_DEMO, REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG
 
 DEFAULT_DIR = "toydiff-lab"
 FIRST_NOTEBOOK = "00_tour.ipynb"
@@ -280,7 +280,8 @@ CHAPTER_MODELS: tuple[ChapterModel, ...] = (
         "2d",
         dataclasses.replace(REFERENCE, process="flow", objective="velocity"),
     ),
-    ChapterModel("3-class spiral", (8, 9), "2d", REFERENCE_CONDITIONAL),
+    ChapterModel("3-class spiral, weakly conditioned", (8,), "2d", GUIDANCE_DEMO),
+    ChapterModel("3-class spiral", (9,), "2d", REFERENCE_CONDITIONAL),
     ChapterModel("toy CLIP on shapes", (1, 11), "clip", clip_lib.clip_config("shapes")),
     ChapterModel("toy CLIP on digits", (1,), "clip", clip_lib.clip_config("digits")),
     ChapterModel("digits U-Net", (10,), "image", image_model.DIGITS),
