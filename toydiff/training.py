@@ -389,11 +389,16 @@ def cached_train(config: TrainConfig = REFERENCE, *, progress: bool = True) -> M
     Returns:
         The trained ``Model``.
     """
-    cloud = data_lib.load(config.data)
-    parts = [config.to_dict(), cloud.fingerprint(), source_hash()]
+    cloud, parts = _cache_key(config)
     return cached(
         parts, Model.load, lambda: _train_keeping_snapshots(config, cloud, parts, progress)
     )
+
+
+def _cache_key(config: TrainConfig) -> tuple[data_lib.PointCloud, list]:
+    """The data of a 2D config and the parts of its cache key (config, data, source code)."""
+    cloud = data_lib.load(config.data)
+    return cloud, [config.to_dict(), cloud.fingerprint(), source_hash()]
 
 
 SNAPSHOTS = "snapshots"  # the cache entry's folder of per-chunk snapshots
@@ -428,8 +433,7 @@ def cached_snapshots(config: TrainConfig = REFERENCE, *, progress: bool = True) 
         Models after ``chunk``, ``2 * chunk``, ..., ``steps`` steps (in that order).
     """
     final = cached_train(config, progress=progress)
-    cloud = data_lib.load(config.data)
-    folder = cache_entry([config.to_dict(), cloud.fingerprint(), source_hash()]) / SNAPSHOTS
+    folder = cache_entry(_cache_key(config)[1]) / SNAPSHOTS
     runs = sorted(folder.glob("*/run.toydiff"))
     if not runs or int(runs[-1].parent.name) != final.steps:
         raise ToydiffError(

@@ -159,7 +159,10 @@ class NoiseExplorer(_Explorer):
     def _readout(self) -> str:
         m = self.paths.shape[1]
         if m == 0:
-            return f"Press the button (or click the picture) to drop noise draws. {self._hint()}"
+            return (
+                "Press the button (or click the picture) to drop noise draws. Each draw starts "
+                "as N(0, I) noise and walks along the arrows."
+            )
         start, end = self.inside()
         reached = len(np.unique(self.landed))
         return (
@@ -167,9 +170,6 @@ class NoiseExplorer(_Explorer):
             f"{int(end.sum())} ended inside after following the field; they reached {reached} "
             f"of the {len(self.centres)} clusters."
         )
-
-    def _hint(self) -> str:
-        return "Each draw starts as N(0, I) noise and walks along the arrows."
 
 
 def noise_explorer(cloud=None, n: int = 20, seed: int = 0, theme=None) -> NoiseExplorer:
