@@ -85,6 +85,14 @@ def _footprint(nb) -> dict:
     raise ToydiffError("the footprint cell printed nothing")
 
 
+def notebook_paths(directory) -> list[pathlib.Path]:
+    """The chapter notebooks (NN_name.ipynb) in ``directory``; ToydiffError if there are none."""
+    paths = sorted(pathlib.Path(directory).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise ToydiffError(f"no chapter notebooks (NN_name.ipynb) in {directory}")
+    return paths
+
+
 def time_notebooks(directory) -> dict:
     """Run every notebook in ``directory`` top to bottom, each in a fresh kernel, and measure it.
 
@@ -105,9 +113,7 @@ def time_notebooks(directory) -> dict:
         raise ToydiffError(
             "timing notebooks needs the test extras: pip install -e '.[test]'"
         ) from err
-    paths = sorted(pathlib.Path(directory).glob("[0-9][0-9]_*.ipynb"))
-    if not paths:
-        raise ToydiffError(f"no chapter notebooks (NN_name.ipynb) in {directory}")
+    paths = notebook_paths(directory)
     times, cpu, peak = {}, {}, {}
     for path in paths:
         nb = nbformat.read(path, as_version=4)
@@ -141,6 +147,8 @@ def run(steps: int | None = None, progress: bool = True, notebooks=None) -> dict
     """
     from toydiff.widgets import bench_widgets
 
+    if notebooks is not None:
+        notebook_paths(notebooks)  # before the training, not after it
     config = REFERENCE if steps is None else dataclasses.replace(REFERENCE, steps=steps)
     t0 = time.perf_counter()
     model = train(config, progress=progress)

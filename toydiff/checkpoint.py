@@ -21,6 +21,10 @@ sub-dict has ``"entry": null``). ``.npy`` cannot name the ml_dtypes types such a
 The write is atomic: the archive goes to a temporary file beside the target, is flushed to disk,
 and then renamed over it, so a crash leaves either the old run or the new one, never half of one.
 
+Before a long job writes a run, ``check_output`` makes sure it can: the directory is not a file,
+can be created and written to (a probe file is written and removed), and holds no run that would
+be replaced (``check_vacant``, which names the run already there with ``describe_run``).
+
 References:
     NumPy NEP 1, "A simple file format for NumPy arrays" (the ``.npy`` entries).
 """
@@ -34,6 +38,7 @@ import json
 import os
 import pathlib
 import tempfile
+import time
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -41,7 +46,7 @@ from collections.abc import Mapping
 import ml_dtypes
 import numpy as np
 
-from toydiff.errors import CheckpointError
+from toydiff.errors import CheckpointError, ToydiffError
 
 FILENAME = "run.toydiff"
 FORMAT = "toydiff-run"
@@ -74,7 +79,9 @@ class Run:
     extra: dict = dataclasses.field(default_factory=dict)
 
 
-def save_run(directory, run: Run, filename: str = FILENAME) -> pathlib.Path:
+def save_run(
+    directory, run: Run, filename: str = FILENAME, *, overwrite: bool = True
+) -> pathlib.Path:
     """Writes ``run`` to ``directory/run.toydiff`` (or ``directory/filename``) atomically.
 
     The directory is created if needed. If anything fails, the temporary file is removed and any
@@ -84,6 +91,8 @@ def save_run(directory, run: Run, filename: str = FILENAME) -> pathlib.Path:
         directory: folder for the run (str or path-like).
         run: the run to save.
         filename: the file's name inside the directory.
+        overwrite: replace a file already there (the default here, where training states are
+            rewritten); False refuses, naming it (``check_vacant``), as the models' ``save`` do.
 
     Returns:
         The path of the written file.
@@ -91,8 +100,11 @@ def save_run(directory, run: Run, filename: str = FILENAME) -> pathlib.Path:
     Raises:
         CheckpointError: the run cannot be stored (a non-JSON config, an unsupported param key or
             leaf) or the directory cannot be created.
+        ToydiffError: ``overwrite`` is False and the directory already holds the file.
     """
     directory = pathlib.Path(directory)
+    if not overwrite:
+        check_vacant(directory, (filename,), hint="pass overwrite=True to replace it")
     header, arrays = _pack(run)
     text = _header_text(header)
     _make_directory(directory)
@@ -123,6 +135,86 @@ def load_run(directory_or_file) -> Run:
         raise _error(f"{path} is truncated or not a toydiff run") from None
     except OSError as exc:
         raise _error(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+# Checking an output directory before the work.
+
+
+def check_output(
+    directory, *, overwrite: bool = False, filenames=(FILENAME,), hint: str = ""
+) -> pathlib.Path:
+    """Check, before any training, that a run can be written to ``directory``.
+
+    Args:
+        directory: the run directory (created if missing).
+        overwrite: a run already there may be replaced.
+        filenames: the files that make a run there (``run.toydiff``; image runs add their
+            training state).
+        hint: what the message of a refused run suggests; default "pass --overwrite ...".
+
+    Returns:
+        The directory, as a path.
+
+    Raises:
+        ToydiffError: ``directory`` is a file, cannot be created or written, or holds a run that
+            would be replaced (without ``overwrite``).
+    """
+    directory = pathlib.Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ToydiffError(f"--out {directory} is a file; expected a run directory")
+    if not overwrite:
+        check_vacant(directory, filenames, hint or "pass --overwrite to replace it")
+    check_writable(directory)
+    return directory
+
+
+def check_vacant(directory, filenames=(FILENAME,), hint: str = "pass --overwrite") -> None:
+    """Raise ToydiffError, naming the run, if ``directory`` holds any of ``filenames``."""
+    directory = pathlib.Path(directory)
+    existing = [directory / name for name in filenames if (directory / name).is_file()]
+    if existing:
+        described = "; ".join(f"{p.name}: {describe_run(p)}" for p in existing)
+        raise ToydiffError(f"{directory} already holds a run ({described}); {hint}")
+
+
+def check_writable(directory) -> pathlib.Path:
+    """Create ``directory`` and write and remove a probe file in it, or raise ToydiffError."""
+    directory = pathlib.Path(directory)
+    if directory.is_file():
+        raise ToydiffError(f"cannot write to {directory}: it is a file, not a folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe"):
+            pass
+    except OSError as err:
+        raise ToydiffError(f"cannot write to {directory}: {err.strerror or err}") from None
+    return directory
+
+
+_KINDS = {
+    None: "a 2D run",
+    "images": "an image run",
+    "clip": "a toy CLIP",
+    "images-state": "an image training state",
+}
+
+
+def describe_run(path) -> str:
+    """What the run file at ``path`` is, in a few words: "a 2D run of spiral, 15000 steps,
+    saved 2025-05-01 14:03" (its kind, data, steps trained and the file's time)."""
+    path = pathlib.Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read(_HEADER))["config"]
+            steps = len(np.load(io.BytesIO(archive.read(_LOSS)), allow_pickle=False))
+        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+        kind = config.get("kind")
+        settings = config.get("train", {}) if kind == "images-state" else config
+        data = settings.get("data", "unknown data")
+        interrupted = ", interrupted" if settings.get("interrupted") else ""
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, *_ZIP_ERRORS):
+        return "a file that is not a readable run"
+    return f"{_KINDS.get(kind, 'a run')} of {data}, {steps} steps{interrupted}, saved {saved}"
 
 
 # Writing.

@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from toydiff.errors import ToydiffError
 
 DEFAULT_GUIDANCE = 3.0
 """The default w of the lab's class-conditional sampling."""
@@ -55,6 +59,52 @@ def default_weight(negative) -> float:
     """The default guidance weight: ``DEFAULT_GUIDANCE``, or ``DEFAULT_NEGATIVE_GUIDANCE`` when a
     negative class is given."""
     return DEFAULT_GUIDANCE if negative is None else DEFAULT_NEGATIVE_GUIDANCE
+
+
+def check_weight(w) -> float:
+    """Raise ToydiffError unless the guidance weight w is a finite number; returns it as a float."""
+    try:
+        value = float(w)
+    except (TypeError, ValueError):
+        raise ToydiffError(f"guidance weight w must be a finite number, got {w!r}") from None
+    if not math.isfinite(value):
+        raise ToydiffError(f"guidance weight w must be a finite number, got {w}")
+    return value
+
+
+def check_negative(label, negative, same=None, words=("label", "negative")) -> None:
+    """Raise ToydiffError for a negative with nothing to steer toward, or equal to the target.
+
+    Args:
+        label: what is asked for (one value, or one per sample), or None.
+        negative: what to steer away from (likewise), or None.
+        same: whether the two are the same, per sample (a bool array) or for all; None compares
+            ``label`` and ``negative`` themselves (e.g. two class names, before a model is
+            loaded). A model passes the comparison of the conditions, so "cats" and 2 match.
+        words: what the two are called in the message: ("label", "negative") or
+            ("prompt", "negative prompt").
+    """
+    if negative is None:
+        return
+    if label is None:
+        raise ToydiffError(
+            f"a {words[1]} needs something to steer toward: give a {words[0]} too (--{words[0]})"
+        )
+    if same is None:
+        same = np.asarray(label, object) == np.asarray(negative, object)
+    same = np.atleast_1d(np.asarray(same, bool))
+    if same.any():
+        i = int(np.argmax(same))
+        kind = "class" if words[0] == "label" else "prompt"
+        raise ToydiffError(
+            f"{words[0]} {_item(label, i)!r} and {words[1]} {_item(negative, i)!r} are the same "
+            f"{kind}; a {words[1]} must differ from what is asked for"
+        )
+
+
+def _item(value, i: int):
+    """Sample i's value of a per-sample list, or the one value given for all."""
+    return value[i] if isinstance(value, list | tuple | np.ndarray) else value
 
 
 @functools.partial(

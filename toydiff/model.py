@@ -8,7 +8,6 @@ guided) and hand it to the samplers and metrics.
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
 
 import jax
@@ -16,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toydiff import checkpoint, samplers
+from toydiff import checkpoint, limits, samplers
 from toydiff import data as data_lib
 from toydiff.errors import CheckpointError, ToydiffError
-from toydiff.guidance import classifier_free, default_weight
+from toydiff.guidance import check_negative, check_weight, classifier_free, default_weight
 from toydiff.networks import CONDITIONAL, NetConfig, ScoreMLP
 from toydiff.objectives import NetworkDenoiser, check_objective
 from toydiff.oracle import point_set_oracle
@@ -140,11 +139,14 @@ about 7 s on two CPU cores, a tenth of REFERENCE_CONDITIONAL's time.
 class Sampling:
     """Denoising and sampling, shared by the 2D ``Model`` and the image path's model.
 
-    A subclass provides ``params``, ``graphdef``, ``losses``, ``config`` (with ``objective`` and
-    ``make_process()``),
-    ``sample_shape`` (the shape of one sample), ``condition(label)`` (a user's label as the
-    network's condition, None staying None) and ``oracle(label)`` (the exact denoiser of the
-    training data, optionally of the label's class).
+    A subclass provides ``params``, ``graphdef``, ``losses``, ``config`` (with ``data``,
+    ``objective`` and ``make_process()``), ``sample_shape`` (the shape of one sample),
+    ``condition(label)`` (a user's label as the network's condition, None staying None),
+    ``oracle(label)`` (the exact denoiser of the training data, optionally of the label's class),
+    ``conditional`` (whether the run takes labels at all), and for the memory estimate of
+    ``check_sample``, ``network_floats`` (the network's working numbers per sample in one guided
+    step) and ``training_size`` (the number of training examples, which the exact oracle
+    weighs).
     """
 
     @property
@@ -157,6 +159,14 @@ class Sampling:
         """The forward process the model was trained on."""
         return self.config.make_process()
 
+    conditional_hint: str = "`toydiff train --labels`"
+    """How to train a run that takes labels (named when an unconditional run is given one)."""
+
+    @property
+    def condition_words(self) -> tuple[str, str]:
+        """What a condition and its negative are called in messages: label and negative."""
+        return ("label", "negative")
+
     def denoiser(self, label=None, *, exact=False, guidance=None, negative=None):
         """The denoiser ``(xt, t) -> (x0_hat, eps_hat)`` to sample or draw with.
 
@@ -165,28 +175,45 @@ class Sampling:
             exact: use the exact oracle of the training data instead of the network.
             guidance: classifier-free guidance weight w (toydiff convention); None means the
                 default (``guidance.default_weight``: 3, or 1.25 with a negative class).
-            negative: the condition to steer away from.
+            negative: the condition to steer away from; it must differ from ``label``.
 
         Returns:
             A denoiser pytree.
 
         Raises:
-            ToydiffError: for an unknown label, a non-finite weight, or guidance with --exact.
+            ToydiffError: for an unknown label, a non-finite weight, guidance or a negative on a
+                run trained without labels, guidance without a label, a negative equal to the
+                label, or guidance with --exact. Nothing given is ever silently ignored.
         """
-        if guidance is not None and not math.isfinite(guidance):
-            raise ToydiffError(f"guidance weight w must be a finite number, got {guidance}")
+        if guidance is not None:
+            guidance = check_weight(guidance)
+        if not self.conditional and (guidance is not None or negative is not None):
+            given = "guidance" if guidance is not None else "a negative"
+            raise ToydiffError(
+                f"this run ({self.config.data}) was trained without labels, so it has no classes "
+                f"to guide by: {given} cannot be used; train one with labels "
+                f"({self.conditional_hint})"
+            )
         if exact:
             if negative is not None or guidance is not None:
                 raise ToydiffError("guidance and negative classes need the network, not --exact")
             return self.oracle(label)
-        label, negative = self.condition(label), self.condition(negative)
+        label_c, negative_c = self.condition(label), self.condition(negative)
+        same = None
+        if label_c is not None and negative_c is not None:
+            same = _same_condition(label_c, negative_c)
+        check_negative(label, negative, same, self.condition_words)
         net = NetworkDenoiser(self.params, None, self.graphdef, self.process, self.config.objective)
-        if label is None:
-            if negative is not None:
-                raise ToydiffError("a negative class needs a class to steer toward (--label)")
+        if label_c is None:
+            if guidance is not None:
+                word = self.condition_words[0]
+                raise ToydiffError(
+                    f"guidance w = {guidance:g} needs a {word} to steer toward (--{word}); "
+                    "without one the run samples unguided"
+                )
             return net
-        w = self.default_guidance(negative) if guidance is None else guidance
-        return classifier_free(net, label, w, negative)
+        w = self.default_guidance(negative_c) if guidance is None else guidance
+        return classifier_free(net, label_c, w, negative_c)
 
     def default_guidance(self, negative) -> float:
         """The weight w used when none is given (``guidance.default_weight``)."""
@@ -201,24 +228,75 @@ class Sampling:
     compiled programs instead of compiling its own (the image path, where a compile costs
     seconds and a sample far more than a 2D point)."""
 
+    def working_floats(self, exact: bool = False) -> int:
+        """Working numbers per sample in flight during a step (for ``limits.sample_bytes``).
+
+        The exact oracle holds a few (n, m) arrays for m training points (distances, weights):
+        4 m per sample. The network's own are the subclass's ``network_floats``.
+        """
+        return 4 * self.training_size if exact else self.network_floats
+
+    def _in_flight(self, n: int) -> int | None:
+        """Samples per sampler call: None for one call on all n, else the padded chunk size."""
+        if self.sample_chunk is None:
+            return None
+        return min(self.sample_chunk, max(8, 1 << (n - 1).bit_length()))
+
+    def check_sample(self, n=None, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
+        """Every check ``sample`` makes, without sampling; returns the number of samples.
+
+        Checks the sampler and its options (``samplers.check``: eta only for ddim, in [0, 1]),
+        the steps (at most ``limits.MAX_SAMPLER_STEPS``), n, the labels and guidance
+        (``denoiser``) and the memory the request needs (``limits.check_sample_memory``).
+
+        Args:
+            n, steps, sampler, x_init, options, **kw: as for ``sample``.
+
+        Returns:
+            n (the length of ``x_init`` when one is given).
+
+        Raises:
+            ToydiffError: the first mistake found, naming the bad value and what is allowed.
+        """
+        samplers.check(sampler, steps, options)
+        if x_init is not None:
+            shape = tuple(np.shape(x_init))
+            if shape[1:] != tuple(self.sample_shape):
+                raise ToydiffError(
+                    f"x_init must have shape (n, {', '.join(map(str, self.sample_shape))}), "
+                    f"got {shape}"
+                )
+            n = shape[0]
+        n = limits.check_count(self.default_n if n is None else n)
+        exact = bool(kw.get("exact", False))
+        limits.check_sample_memory(  # first: a huge n is refused before a label per sample
+            n, steps, self.sample_shape, self.working_floats(exact), self._in_flight(n)
+        )
+        label, negative = kw.pop("label", None), kw.pop("negative", None)
+        if self.sample_chunk is not None:
+            label, negative = _per_sample(label, n, "label"), _per_sample(negative, n, "negative")
+        self.denoiser(label=label, negative=negative, **kw)
+        return n
+
     def sample(self, key, n=None, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
         """Sample with any sampler; returns the trajectory, shape (steps + 1, n, *sample_shape).
 
         Args:
             key: a PRNG key; split into the starting noise and the sampler's noise.
             n: number of samples (ignored when ``x_init`` is given); ``default_n`` if None.
-            steps: number of sampler steps.
+            steps: number of sampler steps, 1 to ``limits.MAX_SAMPLER_STEPS``.
             sampler: one of ``samplers.SAMPLERS``.
             x_init: starting noise (n, *sample_shape) at t_max; drawn from the prior if None.
-            options: sampler options, e.g. ``{"eta": 0.5}`` for ddim.
+            options: sampler options, e.g. ``{"eta": 0.5}`` for ddim (and only ddim).
             **kw: passed to ``denoiser`` (label, exact, guidance, negative); ``label`` and
                 ``negative`` may be one value or one per sample.
 
         Raises:
-            ToydiffError: a bad label or weight, before any sampling.
-            ValueError: an unknown sampler (``samplers.get_sampler``'s error).
+            ToydiffError: before any sampling, for anything ``check_sample`` refuses: an unknown
+                sampler, an option it does not take, steps or n out of range, a bad label or
+                weight, or a request that will not fit in the free memory.
         """
-        n = self.default_n if n is None else n
+        n = self.check_sample(n, steps, sampler, x_init, options, **kw)
         if self.sample_chunk is None:
             denoiser = self.denoiser(**kw)
             return samplers.sample(
@@ -232,13 +310,10 @@ class Sampling:
                 x_init,
                 **(options or {}),
             )
-        samplers.get_sampler(sampler)
         k_prior, k_run = jax.random.split(key)
-        n = n if x_init is None else len(x_init)
         label, negative = kw.pop("label", None), kw.pop("negative", None)
         label, negative = _per_sample(label, n, "label"), _per_sample(negative, n, "negative")
-        self.denoiser(label=label, negative=negative, **kw)  # every mistake, before any work
-        size = min(self.sample_chunk, max(8, 1 << (n - 1).bit_length()))
+        size = self._in_flight(n)
         pad = -n % size
         if x_init is None:  # drawn chunk by chunk, so the draw compiles once per chunk size too
             x_init = jnp.concatenate(
@@ -265,6 +340,16 @@ class Sampling:
             )  # fmt: skip
             parts.append(traj)
         return jnp.concatenate(parts, axis=1)[:, :n]
+
+
+def _same_condition(a, b) -> np.ndarray:
+    """Where two conditions are the same: class ids compare as numbers, embeddings (float
+    vectors on the last axis) as whole vectors. One bool, or one per sample."""
+    a, b = np.asarray(a), np.asarray(b)
+    same = a == b
+    if a.dtype.kind == "f" and same.ndim:
+        same = same.all(axis=-1)
+    return same
 
 
 def _per_sample(label, n: int, what: str):
@@ -310,6 +395,31 @@ class Model(Sampling):
         """The shape of one sample, (2,)."""
         return (self.config.net.dim,)
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the run was trained with labels (and so takes a label, guidance, a negative)."""
+        return bool(self.config.labels)
+
+    @property
+    def network_floats(self) -> int:
+        """The MLP's working numbers per sample in one step: its two widest adjacent layers
+        (a layer's input and output are what a forward pass holds at once), twice, since a
+        guided step runs the network on two conditions.
+
+        XLA's plan on the CPU (``memory_analysis()`` of a 64-step sampler) came to 140 to 270
+        numbers per point for the reference MLP (this gives 512) and 660 for the guided
+        conditional one (768).
+        """
+        net = self.config.net
+        width_in = net.dim + net.time_features + (net.class_dim if net.num_classes else 0)
+        widths = (width_in, *net.hidden, net.dim)
+        return 2 * max(a + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    @property
+    def training_size(self) -> int:
+        """The number of training points."""
+        return int(self.cloud.x.shape[0])
+
     def condition(self, label) -> int | None:
         """A label as the network's condition: its class id."""
         return self.label_id(label)
@@ -337,8 +447,15 @@ class Model(Sampling):
         denoiser = self.denoiser(**denoiser_kwargs)
         return _field(denoiser, jnp.asarray(points, jnp.float32), jnp.float32(t))
 
-    def save(self, directory) -> pathlib.Path:
-        """Write the run atomically to ``directory/run.toydiff``; returns the file path."""
+    def save(self, directory, *, overwrite: bool = False) -> pathlib.Path:
+        """Write the run atomically to ``directory/run.toydiff``; returns the file path.
+
+        Args:
+            directory: the run directory (created if missing).
+            overwrite: replace a run already there. Without it, a run already in ``directory``
+                is refused (a ToydiffError naming it), so a trained model is never silently
+                replaced.
+        """
         extra = {"x": self.cloud.x}
         if self.cloud.labels is not None:
             extra["labels"] = self.cloud.labels
@@ -353,7 +470,7 @@ class Model(Sampling):
             loss_history=np.asarray(self.losses, np.float32),
             extra=extra,
         )
-        return checkpoint.save_run(directory, run)
+        return checkpoint.save_run(directory, run, overwrite=overwrite)
 
     @classmethod
     def load(cls, path) -> Model:

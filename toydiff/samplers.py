@@ -21,9 +21,13 @@ et al. (sigma_N = 0). Each step therefore moves from (a_t, s_t) to (a_r, s_r).
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
+
+from toydiff import limits
+from toydiff.errors import ToydiffError
 
 SAMPLERS = ("ddpm", "ddpm-nonoise", "ddim", "euler", "heun", "sde")
 
@@ -225,11 +229,73 @@ _BY_NAME = {
 }
 
 
+OPTIONS = {
+    "ddpm": ("noise",),
+    "ddpm-nonoise": (),
+    "ddim": ("eta",),
+    "euler": (),
+    "heun": (),
+    "sde": ("churn",),
+}
+"""The options each sampler takes, besides ``t_start`` (which every sampler takes)."""
+
+
 def get_sampler(name: str):
-    """Look a sampler up by name; raises ValueError listing ``SAMPLERS`` for an unknown one."""
+    """Look a sampler up by name; raises ToydiffError (a ValueError) listing ``SAMPLERS``."""
     if name not in _BY_NAME:
-        raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+        raise ToydiffError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
     return _BY_NAME[name]
+
+
+def check_options(name: str, options: dict | None) -> dict:
+    """Raise ToydiffError for an unknown sampler, or an option it does not take or cannot use.
+
+    ``eta`` (ddim) must be in [0, 1] and ``churn`` (sde) finite and at least 0. An option given to
+    a sampler that has none of that name is an error, never silently ignored.
+
+    Returns:
+        The options (an empty dict for None).
+    """
+    get_sampler(name)
+    options = dict(options or {})
+    for option in options:
+        if option == "t_start":
+            continue
+        if option not in OPTIONS[name]:
+            takers = [s for s, names in OPTIONS.items() if option in names]
+            if takers:
+                raise ToydiffError(
+                    f"the {name} sampler has no {option}; only {' and '.join(takers)} takes "
+                    f"{option} (--sampler {takers[0]})"
+                )
+            known = sorted({o for names in OPTIONS.values() for o in names} | {"t_start"})
+            raise ToydiffError(f"unknown sampler option {option!r}; known: {', '.join(known)}")
+    if "eta" in options:
+        _check_number("--eta", options["eta"], 0.0, 1.0)
+    if "churn" in options:
+        _check_number("churn", options["churn"], 0.0, math.inf)
+    return options
+
+
+def _check_number(what: str, value, low: float, high: float) -> None:
+    """ToydiffError unless a concrete number is finite and in [low, high] (traced values pass)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ToydiffError(f"{what} must be a number, got {value!r}") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        allowed = f"at least {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ToydiffError(f"{what} must be a finite number {allowed}, got {value}")
+
+
+def check(name: str, steps, options: dict | None = None) -> dict:
+    """Every check of a sampling request that needs no model: the sampler, its options and the
+    steps (``limits.check_steps``). Returns the options."""
+    options = check_options(name, options)
+    limits.check_steps(steps)
+    return options
 
 
 def sample(key, denoiser, process, n, steps, sampler="ddpm", shape=(2,), x_init=None, **options):
@@ -248,9 +314,15 @@ def sample(key, denoiser, process, n, steps, sampler="ddpm", shape=(2,), x_init=
 
     Returns:
         Trajectory, shape (steps + 1, n, *shape).
+
+    Raises:
+        ToydiffError: an unknown sampler, an option it does not take, steps out of range or a
+            bad n, before any work.
     """
+    check(sampler, steps, options)
     fn = get_sampler(sampler)
     k_prior, k_run = jax.random.split(key)
     if x_init is None:
+        limits.check_count(n)
         x_init = process.prior(k_prior, (n, *shape))
     return fn(k_run, denoiser, process, jnp.asarray(x_init, jnp.float32), steps, **options)

@@ -27,7 +27,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from toydiff import compilation
+from toydiff import compilation, limits
 from toydiff import data as data_lib
 from toydiff.errors import ToydiffError, TrainingError
 from toydiff.model import REFERENCE, Model, TrainConfig
@@ -181,20 +181,39 @@ def run_chunks(
         yield state, chunk_losses, progress
 
 
-def check_config(config: TrainConfig, cloud: data_lib.PointCloud):
-    """Raise ToydiffError for settings that cannot train on this data."""
-    if config.steps < 1:
+def check_settings(config) -> None:
+    """Raise ToydiffError for settings no run can train with, whatever it trains on.
+
+    Shared by the 2D lab (``check_config``), the image models and the toy CLIP: the steps, chunk,
+    seed and learning rate, and where the config has them, the label dropout and VE's
+    sigma_max.
+    """
+    if not limits._whole(config.steps) or config.steps < 1:
         raise ToydiffError(f"--steps must be at least 1, got {config.steps}")
     if config.chunk < 1:
         raise ToydiffError(f"chunk must be at least 1, got {config.chunk}")
-    if not 0.0 <= config.cond_drop < 1.0:
-        raise ToydiffError(f"--cond-drop must be in [0, 1), got {config.cond_drop}")
-    if config.batch_size < 0:
-        raise ToydiffError(f"--batch-size must be 0 (all points) or more, got {config.batch_size}")
+    limits.check_seed(config.seed)
     if not (math.isfinite(config.lr) and config.lr > 0):
         raise ToydiffError(f"--lr must be a positive number, got {config.lr}")
-    if config.process == "ve" and not (math.isfinite(config.sigma_max) and config.sigma_max > 0.01):
+    cond_drop = getattr(config, "cond_drop", 0.0)
+    if not 0.0 <= cond_drop < 1.0:
+        raise ToydiffError(f"--cond-drop must be in [0, 1), got {cond_drop}")
+    if getattr(config, "process", None) == "ve" and not (
+        math.isfinite(config.sigma_max) and config.sigma_max > 0.01
+    ):
         raise ToydiffError(f"--sigma-max must be above sigma_min = 0.01, got {config.sigma_max}")
+
+
+def check_config(config: TrainConfig, cloud: data_lib.PointCloud):
+    """Raise ToydiffError for settings that cannot train on this data (see ``check_settings``)."""
+    check_settings(config)
+    if config.cond_drop and not config.labels:
+        raise ToydiffError(
+            f"--cond-drop {config.cond_drop} drops labels, but this run trains without them; "
+            "add --labels or leave --cond-drop out"
+        )
+    if config.batch_size < 0:
+        raise ToydiffError(f"--batch-size must be 0 (all points) or more, got {config.batch_size}")
     if config.labels and cloud.labels is None:
         raise ToydiffError(f"--labels needs labelled data, but {cloud.name!r} has no labels")
     if config.labels and cloud.num_classes != config.net.num_classes:
@@ -372,7 +391,7 @@ def cached(parts: list, load: Callable, make: Callable):
                 pass  # a damaged cache entry is simply trained again
         model = make()
         if not model.interrupted:
-            model.save(directory)
+            model.save(directory, overwrite=True)  # a damaged entry is replaced
     return model
 
 
@@ -415,7 +434,7 @@ def _train_keeping_snapshots(config, cloud, parts, progress: bool) -> Model:
     model = train(config, cloud, progress=progress, callback=kept.append)
     if not model.interrupted:
         for snap in kept:
-            snap.save(folder / f"{snap.steps:08d}")
+            snap.save(folder / f"{snap.steps:08d}", overwrite=True)
     return model
 
 

@@ -59,10 +59,16 @@ def _key(seed: int):
 
 
 def cmd_train(args):
+    from toydiff import checkpoint
     from toydiff import data as data_lib
     from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL
     from toydiff.training import check_config, train
 
+    if args.sigma_max is not None and args.process != "ve":
+        raise ToydiffError(
+            f"--sigma-max {args.sigma_max} is the VE process's largest noise level, but "
+            f"--process {args.process} has none; leave it out or use --process ve"
+        )
     cloud = data_lib.load(args.data)
     base = REFERENCE_CONDITIONAL if args.labels else REFERENCE
     changes = {
@@ -78,12 +84,13 @@ def cmd_train(args):
     for name in ("steps", "cond_drop", "batch_size", "lr", "sigma_max"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    if pathlib.Path(args.out).exists() and not pathlib.Path(args.out).is_dir():
-        raise ToydiffError(f"--out {args.out} is a file; expected a run directory")
     config = dataclasses.replace(base, **changes)
     check_config(config, cloud)  # before the progress bar starts, so an error stays one line
+    # Before training, not after it: a run that could not be saved, or would silently replace
+    # another, is refused while nothing is lost.
+    checkpoint.check_output(args.out, overwrite=args.overwrite)
     model = train(config, cloud, progress=not args.quiet)
-    path = model.save(args.out)
+    path = model.save(args.out, overwrite=args.overwrite)
     payload = {
         "run": str(path),
         "steps": model.steps,
@@ -99,27 +106,41 @@ def cmd_train(args):
     )
 
 
+def check_run(run: str, model, **request) -> None:
+    """``model.check_sample(**request)``, its message prefixed with the run it is about."""
+    try:
+        model.check_sample(**request)
+    except ToydiffError as err:
+        raise ToydiffError(f"--run {run}: {err}") from None
+
+
 def cmd_sample(args):
     import jax
 
+    from toydiff import guidance, limits, samplers
+    from toydiff.cli.args import output_file
     from toydiff.model import Model
 
-    if args.steps < 1 or args.n < 1:
-        raise ToydiffError(f"--steps and --n must be at least 1, got {args.steps} and {args.n}")
+    # Everything that needs no model, before the run is even read.
+    options = {} if args.eta is None else {"eta": args.eta}
+    samplers.check(args.sampler, args.steps, options)
+    limits.check_count(args.n)
+    guidance.check_negative(args.label, args.negative)
+    out = output_file(args.out, ".npz", add_suffix=True)
     model = Model.load(args.run)
-    options = {"eta": args.eta} if args.sampler == "ddim" else {}
+    request = {
+        "n": args.n,
+        "steps": args.steps,
+        "sampler": args.sampler,
+        "options": options,
+        "label": args.label,
+        "exact": args.exact,
+        "guidance": args.guidance,
+        "negative": args.negative,
+    }
+    check_run(args.run, model, **request)  # labels, guidance, memory: before any sampling
     t0 = time.perf_counter()
-    traj = model.sample(
-        _key(args.seed),
-        n=args.n,
-        steps=args.steps,
-        sampler=args.sampler,
-        options=options,
-        label=args.label,
-        exact=args.exact,
-        guidance=args.guidance,
-        negative=args.negative,
-    )
+    traj = model.sample(_key(args.seed), **request)
     traj = np.asarray(jax.block_until_ready(traj))
     seconds = time.perf_counter() - t0
     arrays = {"x": traj[-1]}
@@ -128,11 +149,7 @@ def cmd_sample(args):
     if args.label is not None:
         arrays["label"] = np.int32(model.label_id(args.label))
         arrays["class_names"] = np.array(model.cloud.class_names)
-    out = pathlib.Path(args.out)
-    if out.suffix != ".npz":  # np.savez would add it; report the file actually written
-        out = out.with_name(out.name + ".npz")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, **arrays)
     except OSError as err:
         raise ToydiffError(f"cannot write {out}: {err.strerror or err}") from None
@@ -229,6 +246,10 @@ def cmd_phase(args):
     from toydiff.oracle import exact_field, point_set_oracle
     from toydiff.processes import VE
 
+    if args.run is not None and args.data is not None:
+        raise ToydiffError(
+            f"--data {args.data} is for --exact without --run; a run brings its own data"
+        )
     if args.run is not None:
         model = Model.load(args.run)
         cloud = model.cloud
@@ -258,6 +279,12 @@ def cmd_phase(args):
 
 
 def cmd_bench(args):
+    image_only = [f"--{k}" for k in ("batch", "dtype", "conv") if getattr(args, k) is not None]
+    if not args.images and image_only:
+        raise ToydiffError(f"{', '.join(image_only)} bench the image path: add --images")
+    lab_only = [f"--{k}" for k in ("steps", "notebooks") if getattr(args, k) is not None]
+    if args.images and lab_only:
+        raise ToydiffError(f"{', '.join(lab_only)} bench the 2D lab, not --images")
     if args.images:
         from toydiff.images import bench as image_bench
 
@@ -282,7 +309,7 @@ def cmd_bench(args):
 
 
 def cmd_demo(args):
-    from toydiff import demos
+    from toydiff import checkpoint, demos
 
     if (args.name is None) == (not args.all):
         raise ToydiffError(
@@ -290,6 +317,7 @@ def cmd_demo(args):
         )
     if args.name is not None and args.name not in demos.DEMOS:  # before any model trains
         raise ToydiffError(f"unknown demo {args.name!r}; choose one of {', '.join(demos.DEMOS)}")
+    checkpoint.check_writable(args.out)  # before any model trains or frame is drawn
     names = demos.HEADLINE if args.all else (args.name,)
     models = demos.Models.for_quality(args.quick)
     files = []
@@ -308,6 +336,8 @@ def cmd_demo(args):
 def build_parser() -> argparse.ArgumentParser:
     """The toydiff argument parser, with one sub-command per verb."""
     from toydiff.cli import clip, images, lab
+    from toydiff.cli.args import finite, positive, seed
+    from toydiff.limits import MAX_SAMPLER_STEPS
     from toydiff.objectives import OBJECTIVES
     from toydiff.samplers import SAMPLERS
 
@@ -330,28 +360,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("train", cmd_train, "train a score network on a 2D data set")
     p.add_argument("--data", default="spiral", help="dataset name or .npy/.csv/.png file")
     p.add_argument("--steps", type=int, help="training steps (15000; 30000 with --labels)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--process", default="ve", choices=("ve", "vp", "vp-cosine", "flow"))
     p.add_argument("--objective", default="eps", choices=OBJECTIVES)
     p.add_argument("--labels", action="store_true", help="train a class-conditional model")
-    p.add_argument("--cond-drop", type=float, help="label dropout for guidance (0.2 with --labels)")
+    p.add_argument(
+        "--cond-drop", type=finite, help="label dropout for guidance (0.2 with --labels)"
+    )
     p.add_argument("--batch-size", type=int, help="points per step (0 = all)")
-    p.add_argument("--lr", type=float, help="AdamW learning rate (1e-3)")
-    p.add_argument("--sigma-max", type=float, help="VE sigma_max (10; 1 with --labels)")
+    p.add_argument("--lr", type=finite, help="AdamW learning rate (1e-3)")
+    p.add_argument("--sigma-max", type=finite, help="VE sigma_max (10; 1 with --labels)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = verb("sample", cmd_sample, "sample a trained run and save the points as .npz")
     p.add_argument("--run", required=True, help="run directory made by `toydiff train`")
     p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
-    p.add_argument("--steps", type=int, default=64)
+    p.add_argument(
+        "--steps", type=int, default=64, help=f"sampler steps (1 to {MAX_SAMPLER_STEPS})"
+    )
     p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument(
+        "--eta", type=finite, help="DDIM stochasticity in [0, 1] (default 0: deterministic)"
+    )
     p.add_argument("--label", help="class to generate (labelled runs)")
     p.add_argument(
         "--guidance",
-        type=float,
+        type=finite,
         help="classifier-free guidance weight w (default 3; 1.25 with --negative)",
     )
     p.add_argument("--negative", help="class to steer away from")
@@ -379,11 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer frames and 500-step models")
 
     p = verb("bench", cmd_bench, "time training, sampling and drawing on this machine")
-    p.add_argument("--steps", type=int, help="training steps (15000)")
+    p.add_argument("--steps", type=positive, help="training steps (15000)")
     p.add_argument("--notebooks", metavar="DIR", help="also run and time the notebooks in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--images", action="store_true", help="bench the image path instead")
-    p.add_argument("--batch", type=int, help="image batch (--images)")
+    p.add_argument("--batch", type=positive, help="image batch (--images)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), help="compute dtype (--images)")
     p.add_argument("--conv", choices=("matmul", "xla"), help="convolution kernel (--images)")
     return parser

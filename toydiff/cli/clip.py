@@ -32,6 +32,7 @@ def _model(path):
 def cmd_train(args):
     from toydiff.images import clip, shared_space
     from toydiff.images.training import check_output
+    from toydiff.training import check_settings
 
     changes = {
         k: getattr(args, k) for k in ("steps", "seed", "size") if getattr(args, k) is not None
@@ -41,10 +42,11 @@ def cmd_train(args):
     if args.data == "digits" and args.size not in (None, 8):
         raise ToydiffError(f"digits are 8x8; --size {args.size} cannot be used with them")
     config = clip.clip_config(args.data, **changes)
-    check_output(args.out, overwrite=args.overwrite)
+    check_settings(config)
+    check_output(args.out, overwrite=args.overwrite)  # before training, never after it
     t0 = time.perf_counter()
     model = clip.train(config, progress=not args.quiet)
-    path = model.save(args.out)
+    path = model.save(args.out, overwrite=args.overwrite)
     accuracy = shared_space.zero_shot_accuracy(model)
     payload = {
         "run": str(path),
@@ -145,7 +147,7 @@ def cmd_nearest(args):
 
 def add_parser(sub, verb) -> None:
     """Add ``toydiff clip {train, similarity, classify, nearest-words}``."""
-    from toydiff.cli.images import _positive
+    from toydiff.cli.args import positive, seed
 
     group = sub.add_parser("clip", help="the toy CLIP: a shared space for words and pictures")
     verbs = group.add_subparsers(dest="clip_verb", required=True, parser_class=type(group))
@@ -153,17 +155,17 @@ def add_parser(sub, verb) -> None:
     p = verb(verbs, "train", cmd_train, "train a toy CLIP on shapes or digits with their captions")
     p.add_argument("--data", required=True, choices=("shapes", "digits"))
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--steps", type=_positive, help="training steps (500 shapes, 300 digits)")
-    p.add_argument("--batch", type=_positive, help="batch size (256)")
+    p.add_argument("--steps", type=positive, help="training steps (500 shapes, 300 digits)")
+    p.add_argument("--batch", type=positive, help="batch size (256)")
     p.add_argument("--size", type=int, help="shapes image size (16)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def images(p):
         p.add_argument("--run", required=True, help="a CLIP run directory (`toydiff clip train`)")
         p.add_argument("--images", help=".npz with an array x (default: held-out images)")
-        p.add_argument("--n", type=_positive, default=8, help="how many images")
+        p.add_argument("--n", type=positive, default=8, help="how many images")
 
     p = verb(verbs, "similarity", cmd_similarity, "cosine similarity of images and texts")
     images(p)
@@ -179,4 +181,4 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--attribute", help="matched-pair difference, e.g. hat (shapes)")
     p.add_argument("--text", help="a text's embedding")
     p.add_argument("--vector", help=".npy file with a vector")
-    p.add_argument("--k", type=_positive, default=5, help="how many words")
+    p.add_argument("--k", type=positive, default=5, help="how many words")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import pathlib
 import sys
@@ -17,6 +16,7 @@ import time
 
 import numpy as np
 
+from toydiff.cli.args import finite, output_file, positive, seed
 from toydiff.errors import ToydiffError
 
 
@@ -39,28 +39,6 @@ def _channels(text: str) -> tuple[int, ...]:
     return channels
 
 
-def _finite(text: str) -> float:
-    """Parse a finite float (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    """Parse a positive integer (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _config(args):
     """The run's config from the defaults of its data set and the given options."""
     from toydiff.images.model import image_config
@@ -72,6 +50,10 @@ def _config(args):
             changes[name] = getattr(args, name)
     if args.clip is not None and args.condition != "text":
         raise ToydiffError("--clip is for --condition text")
+    if args.cond_drop is not None and args.condition == "none":
+        raise ToydiffError(
+            f"--cond-drop {args.cond_drop} drops the condition, but --condition none has none"
+        )
     if args.batch is not None:
         changes["batch_size"] = args.batch
     for name in ("channels", "dtype", "conv"):
@@ -154,55 +136,41 @@ def _train(args) -> dict | None:
     }
 
 
-def _output(path: str, suffix: str) -> pathlib.Path:
-    """The output file, its folder created and checked writable before any work."""
-    from toydiff.images.training import check_output
-
-    out = pathlib.Path(path)
-    if out.suffix != suffix:
-        raise ToydiffError(f"{path}: expected a {suffix} file name")
-    if out.is_dir():
-        raise ToydiffError(f"{path} is a directory; expected a {suffix} file name")
-    try:
-        check_output(out.parent, overwrite=True)
-    except ToydiffError:
-        raise ToydiffError(f"cannot write {path}: its folder is not writable") from None
-    return out
-
-
 def cmd_sample(args):
     import jax
 
+    from toydiff import guidance, limits, samplers
+    from toydiff.cli import check_run
     from toydiff.images import viz
     from toydiff.images.model import ImageModel
 
-    out = _output(args.out, ".npz")
-    grid = None if args.grid is None else _output(args.grid, ".png")
+    # Everything that needs no model, before the run is even read.
+    options = {} if args.eta is None else {"eta": args.eta}
+    samplers.check(args.sampler, args.steps, options)
+    limits.check_count(args.n)
+    guidance.check_negative(args.label, args.negative)
+    guidance.check_negative(args.prompt, args.negative_prompt, words=("prompt", "negative prompt"))
+    out = output_file(args.out, ".npz")
+    grid = None if args.grid is None else output_file(args.grid, ".png")
     model = ImageModel.load(args.run)
     if args.clip is not None:
+        if model.config.condition != "text":
+            raise ToydiffError(
+                f"--clip reads prompts, but the run at {args.run} was trained on "
+                f"--condition {model.config.condition}"
+            )
         model = model.with_clip(args.clip)
     label, negative = _asked(args, model)
-    if negative is not None and label is None:
-        raise ToydiffError("a negative needs something to steer toward (--label or --prompt)")
-    if negative is not None and negative == label:
-        raise ToydiffError(f"the negative {negative!r} is what was asked for; pick another")
-    options = {"eta": args.eta} if args.sampler == "ddim" else {}
     denoiser_kwargs = {
         "label": label,
         "exact": args.exact,
         "guidance": args.guidance,
         "negative": negative,
     }
-    model.denoiser(**denoiser_kwargs)  # every label and weight checked before sampling
+    request = {"n": args.n, "steps": args.steps, "sampler": args.sampler, "options": options}
+    check_run(args.run, model, **request, **denoiser_kwargs)  # labels, weights, memory
     t0 = time.perf_counter()
-    traj = model.sample(
-        jax.random.key(args.seed),
-        n=args.n,
-        steps=args.steps,
-        sampler=args.sampler,
-        options=options,
-        **denoiser_kwargs,
-    )
+    traj = model.sample(jax.random.key(args.seed), **request, **denoiser_kwargs)
     traj = np.asarray(jax.block_until_ready(traj))
     seconds = time.perf_counter() - t0
     arrays = {
@@ -269,6 +237,8 @@ def cmd_eval(args):
     from toydiff.images import data as image_data
     from toydiff.images import judge
 
+    if args.label is not None and args.prompt is not None:
+        raise ToydiffError("eval judges against --label NAME or --prompt TEXT, not both")
     arrays = _read_images(args.samples)
     label_by = args.label_by
     if label_by is None and "label_by" in arrays:
@@ -307,6 +277,7 @@ def _fmt(key, value) -> str:
 def add_parser(sub, verb) -> None:
     """Add ``toydiff images {train, sample, eval}`` to the CLI's sub-parsers."""
     from toydiff.images.unet import CONVS, DTYPES
+    from toydiff.limits import MAX_SAMPLER_STEPS
     from toydiff.samplers import SAMPLERS
 
     group = sub.add_parser("images", help="the image path: digits and shapes")
@@ -319,24 +290,24 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--label-by", help="class attribute (digit; shape, colour, size or hat)")
     p.add_argument("--condition", choices=("class", "text", "none"), default="class")
     p.add_argument("--clip", help="toy CLIP run for --condition text (`toydiff clip train`)")
-    p.add_argument("--steps", type=_positive, help="training steps")
-    p.add_argument("--batch", type=_positive, help="global batch (a multiple of the devices)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=positive, help="training steps")
+    p.add_argument("--batch", type=positive, help="global batch (a multiple of the devices)")
+    p.add_argument("--seed", type=seed)
     p.add_argument("--process", choices=("ve", "vp", "vp-cosine", "flow"))
     p.add_argument("--objective", choices=("eps", "x0", "v", "velocity"))
-    p.add_argument("--lr", type=_finite, help="AdamW learning rate")
-    p.add_argument("--cond-drop", type=_finite, help="label dropout for guidance")
+    p.add_argument("--lr", type=finite, help="AdamW learning rate")
+    p.add_argument("--cond-drop", type=finite, help="label dropout for guidance, in [0, 1)")
     p.add_argument("--channels", type=_channels, help="U-Net channels per level, e.g. 32,64")
     p.add_argument("--no-attention", action="store_true", help="no self-attention")
     p.add_argument("--conv", choices=CONVS, help="convolution kernel: matmul (CPU) or xla")
     p.add_argument("--dtype", choices=DTYPES, help="compute dtype of matmuls (bfloat16 on GPU/TPU)")
     p.add_argument("--distributed", action="store_true", help="jax.distributed.initialize()")
     p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process by hand)")
-    p.add_argument("--num-processes", type=_positive)
+    p.add_argument("--num-processes", type=positive)
     p.add_argument("--process-id", type=int)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints")
+    p.add_argument("--checkpoint-every", type=positive, help="steps between checkpoints")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = verb(verbs, "sample", cmd_sample, "sample a trained image run and save the images")
@@ -346,12 +317,14 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--prompt", help='what to draw, for a text run: "a small red circle"')
     p.add_argument("--negative-prompt", help='what to steer away from: "... wearing a hat"')
     p.add_argument("--clip", help="read prompts with this CLIP run (checked against the run)")
-    p.add_argument("--guidance", type=_finite, help="guidance weight w (3; 2 with a negative)")
+    p.add_argument("--guidance", type=finite, help="guidance weight w (3; 2 with a negative)")
     p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
-    p.add_argument("--steps", type=_positive, default=64)
-    p.add_argument("--eta", type=_finite, default=0.0, help="DDIM stochasticity in [0, 1]")
-    p.add_argument("--n", type=_positive, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps", type=positive, default=64, help=f"sampler steps (1 to {MAX_SAMPLER_STEPS})"
+    )
+    p.add_argument("--eta", type=finite, help="DDIM stochasticity in [0, 1] (default 0)")
+    p.add_argument("--n", type=positive, default=64)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--exact", action="store_true", help="the exact oracle of the training set")
     p.add_argument("--trajectory", action="store_true", help="also save every step")
     p.add_argument("--out", required=True, help="output .npz file")

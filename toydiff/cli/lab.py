@@ -11,6 +11,8 @@ import sys
 
 from toydiff.errors import ToydiffError
 
+DEFAULT_IP = "127.0.0.1"
+
 
 def _emit(args, payload, text):
     from toydiff.cli import _emit as emit
@@ -22,6 +24,14 @@ def cmd_lab(args):
     from toydiff import lab
 
     if args.copy_only:
+        serving = [
+            f"--{name.replace('_', '-')}"
+            for name, unset in (("port", None), ("token", None), ("no_browser", False))
+            if getattr(args, name) != unset
+        ] + (["--ip"] if args.ip != DEFAULT_IP else [])
+        if serving:
+            verb = "is" if len(serving) == 1 else "are"
+            raise ToydiffError(f"{', '.join(serving)} {verb} for serving; --copy-only only copies")
         copied, kept = lab.copy_notebooks(args.dir)
         payload = {
             "dir": args.dir,
@@ -58,7 +68,7 @@ def _chapters(chapters) -> str:
 
 
 def cmd_warmup(args):
-    from toydiff import lab
+    from toydiff import checkpoint, lab
     from toydiff.training import cache_dir
 
     models = lab.CHAPTER_MODELS
@@ -72,6 +82,7 @@ def cmd_warmup(args):
         lines = [f"{m.name} ({_chapters(m.chapters)})" for m in models]
         _emit(args, payload, "\n".join(lines + [f"cache: {cache_dir()}"]))
         return
+    checkpoint.check_writable(cache_dir())  # before the first model trains, not after it
     out = sys.stderr if args.json else sys.stdout
     done = []
 
@@ -104,7 +115,7 @@ def add_parser(sub, verb) -> None:
         "dir", nargs="?", default="toydiff-lab", help="folder for the notebooks (./toydiff-lab)"
     )
     p.add_argument("--port", type=int, help="port to serve on (default: a free one)")
-    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    p.add_argument("--ip", default=DEFAULT_IP, help="address to listen on (0.0.0.0: all)")
     p.add_argument("--token", help="login token (default: a random one)")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.add_argument(

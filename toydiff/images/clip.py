@@ -273,15 +273,18 @@ class CLIPModel:
             h.update(np.asarray(leaf).tobytes())
         return h.hexdigest()[:16]
 
-    def save(self, directory) -> pathlib.Path:
-        """Write the CLIP atomically to ``directory/run.toydiff``."""
+    def save(self, directory, *, overwrite: bool = False) -> pathlib.Path:
+        """Write the CLIP atomically to ``directory/run.toydiff``.
+
+        A run already there is refused (a ToydiffError naming it) unless ``overwrite``.
+        """
         run = checkpoint.Run(
             config={"kind": KIND, **self.config.to_dict(), "interrupted": self.interrupted},
             params=nnx.to_pure_dict(self.params),
             fingerprint=f"{self.config.data}-{self.config.size}",
             loss_history=np.asarray(self.losses, np.float32),
         )
-        return checkpoint.save_run(directory, run)
+        return checkpoint.save_run(directory, run, overwrite=overwrite)
 
     @classmethod
     def load(cls, path) -> CLIPModel:
@@ -356,8 +359,9 @@ def train(config: CLIPConfig = CLIPConfig(), *, progress: bool = True, mesh=None
         The trained ``CLIPModel``.
     """
     from toydiff.images.training import check_batch_size
-    from toydiff.training import _timing, follow, init_state, run_chunks
+    from toydiff.training import _timing, check_settings, follow, init_state, run_chunks
 
+    check_settings(config)
     mesh = parallel.make_mesh() if mesh is None else mesh
     images = training_images(config)
     check_batch_size(config.batch_size, len(images.x), mesh)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import tempfile
 from collections.abc import Callable, Iterator
 
 import jax
@@ -50,6 +49,7 @@ from toydiff.training import (
     _optimizer,
     _timing,
     cached,
+    check_settings,
     follow,
     init_state,
     run_chunks,
@@ -125,7 +125,9 @@ def _checked_clip(config: ImageTrainConfig):
 
 
 def check_config(config: ImageTrainConfig, mesh) -> None:
-    """Raise ToydiffError, before any work, for a batch the data or the devices cannot give."""
+    """Raise ToydiffError, before any work, for settings no run can train with
+    (``toydiff.training.check_settings``) or a batch the data or the devices cannot give."""
+    check_settings(config)
     check_batch_size(config.batch_size, n_train(config), mesh)
 
 
@@ -139,33 +141,28 @@ def check_batch_size(batch: int, n: int, mesh) -> None:
 def check_output(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
     """Check, before any training, that a run can be written to ``out``.
 
+    The engine is ``checkpoint.check_output`` (as for the 2D lab and the toy CLIP); an image run
+    adds its training state, which ``resume`` continues.
+
     Raises:
         ToydiffError: ``out`` is a file, cannot be written, holds a run that would be replaced
-            (without ``overwrite``), or holds nothing to resume (with ``resume``).
+            (without ``overwrite``), holds nothing to resume (with ``resume``), or both
+            ``resume`` and ``overwrite`` are asked for.
     """
     out = pathlib.Path(out)
-    if out.exists() and not out.is_dir():
-        raise ToydiffError(f"--out {out} is a file; expected a run directory")
-    existing = [name for name in (checkpoint.FILENAME, STATE_FILE) if (out / name).exists()]
-    if resume and STATE_FILE not in existing:
-        raise ToydiffError(f"nothing to resume: {out} holds no {STATE_FILE}")
-    if existing and not (resume or overwrite):
+    if resume and overwrite:
         raise ToydiffError(
-            f"{out} already holds a run ({', '.join(existing)}); pass --resume to continue it "
-            "or --overwrite to replace it"
+            "--resume continues the run in --out and --overwrite replaces it; give one of them"
         )
-    _check_writable(out)
-    return out
-
-
-def _check_writable(out: pathlib.Path) -> None:
-    """Create ``out`` and write a probe file in it, or raise ToydiffError saying why not."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe"):
-            pass
-    except OSError as err:
-        raise ToydiffError(f"cannot write to {out}: {err.strerror or err}") from None
+    missing = not (out.is_dir() and (out / STATE_FILE).is_file())
+    if resume and missing and not out.is_file():  # a file is named as such below
+        raise ToydiffError(f"nothing to resume: {out} holds no {STATE_FILE}")
+    return checkpoint.check_output(
+        out,
+        overwrite=overwrite or resume,
+        filenames=(checkpoint.FILENAME, STATE_FILE),
+        hint="pass --resume to continue it or --overwrite to replace it",
+    )
 
 
 def save_state(directory, config: ImageTrainConfig, state: TrainState, losses) -> pathlib.Path:
@@ -332,7 +329,7 @@ def train(
         desc=f"training {config.data}",
     )
     if out is not None and jax.process_index() == 0:
-        model.save(out)
+        model.save(out, overwrite=True)  # ``out`` was checked before training
     return model
 
 
