@@ -125,7 +125,7 @@ def test_text_sampling_and_eval(text_run, tmp_path, capsys):
         (["--prompt", "a " * 17 + "circle"], "at most 16"),
         (["--prompt", "a red green circle"], "two values of colour"),
         (["--label", "circle"], "use --prompt"),
-        (["--prompt", "a circle", "--negative-prompt", "a circle"], "is what was asked for"),
+        (["--prompt", "a circle", "--negative-prompt", "a circle"], "are the same prompt"),
         (["--negative-prompt", "a red circle"], "something to steer toward"),
         (["--prompt", "a circle", "--guidance", "nan"], "finite"),
     ],

@@ -97,7 +97,7 @@ def _error(capsys, *args):
     ("args", "message"),
     [
         (["--label", "11"], "unknown digit '11' for digits; allowed: 0, 1, 2"),
-        (["--label", "7", "--negative", "7"], "is what was asked for"),
+        (["--label", "7", "--negative", "7"], "label '7' and negative '7' are the same class"),
         (["--negative", "1"], "needs something to steer toward"),
         (["--label", "7", "--guidance", "nan"], "must be a finite number"),
         (["--label", "7", "--guidance", "inf"], "must be a finite number"),

@@ -45,9 +45,17 @@ def test_config_round_trip():
 
 def test_saving_over_a_run_keeps_it_loadable(small, tmp_path):
     small.save(tmp_path)
-    small.save(tmp_path)
+    small.save(tmp_path, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["run.toydiff"]
     assert Model.load(tmp_path).steps == small.steps
+
+
+def test_saving_never_silently_replaces_a_run(small, tmp_path):
+    small.save(tmp_path)
+    before = (tmp_path / "run.toydiff").read_bytes()
+    with pytest.raises(ToydiffError, match="already holds a run .*2D run of spiral, 300 steps"):
+        small.save(tmp_path)
+    assert (tmp_path / "run.toydiff").read_bytes() == before
 
 
 def test_truncated_run(small, tmp_path):

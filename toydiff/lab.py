@@ -180,11 +180,11 @@ def launch(
         raise ToydiffError(
             "JupyterLab is not installed here; run `python -m pip install jupyterlab`"
         )
+    if port is not None:
+        check_port(port, ip)  # before the folder is made: a refused command leaves nothing
     prepare_dir(dest)
     if port is None:
         port = free_port(ip)
-    else:
-        check_port(port, ip)
     copied, kept = copy_notebooks(dest)
     dest = pathlib.Path(dest).expanduser().resolve()
     token = secrets.token_hex(24) if token is None else token

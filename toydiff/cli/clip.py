@@ -30,8 +30,8 @@ def _model(path):
 
 
 def cmd_train(args):
+    from toydiff import checkpoint
     from toydiff.images import clip, shared_space
-    from toydiff.images.training import check_output
     from toydiff.training import check_settings
 
     changes = {
@@ -43,7 +43,7 @@ def cmd_train(args):
         raise ToydiffError(f"digits are 8x8; --size {args.size} cannot be used with them")
     config = clip.clip_config(args.data, **changes)
     check_settings(config)
-    check_output(args.out, overwrite=args.overwrite)  # before training, never after it
+    checkpoint.check_output(args.out, overwrite=args.overwrite)  # before training, not after
     t0 = time.perf_counter()
     model = clip.train(config, progress=not args.quiet)
     path = model.save(args.out, overwrite=args.overwrite)
