@@ -627,6 +627,18 @@ def _train_2d(**changes):
     return train(dataclasses.replace(REFERENCE, **{"steps": 5, **changes}), progress=False)
 
 
+def _widgets():
+    from toydiff import widgets
+
+    return widgets
+
+
+def _image_widgets():
+    from toydiff.images import widgets
+
+    return widgets
+
+
 def _sample_direct(sampler="ddpm", steps=2, n=4, **options):
     from toydiff.oracle import point_set_oracle
     from toydiff.processes import VE
@@ -811,6 +823,21 @@ API = [
         "clip-train-steps",
         lambda m, p: clip_lib.train(clip_lib.clip_config("shapes", steps=0)),
         "--steps must be at least 1",
+    ),
+    (
+        "widget-same-class",
+        lambda m, p: _widgets().guidance_explorer(m["l"], label="cats", negative="cats"),
+        "label 'cats' and negative 'cats' are the same class",
+    ),
+    (
+        "image-widget-same-class",
+        lambda m, p: _image_widgets().image_guidance_explorer(m["img"], label="7", negative="7"),
+        "are the same class",
+    ),
+    (
+        "widget-unconditional",
+        lambda m, p: _widgets().guidance_explorer(m["u"]),
+        "needs a class-conditional model",
     ),
     (
         "output-under-a-file",

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from toydiff import samplers
 from toydiff.errors import ToydiffError
-from toydiff.guidance import classifier_free
+from toydiff.guidance import check_negative, classifier_free
 from toydiff.images.judge import judge_for
 from toydiff.images.viz import tile
 from toydiff.widgets._base import _SLIDER, _check_choice, _check_range, _Explorer
@@ -93,6 +93,7 @@ class ImageGuidanceExplorer(_GuidedGrid):
             raise ToydiffError("image_guidance_explorer needs a class-conditional image model")
         _check_choice("label", label, names)
         _check_choice("negative class", negative, (None, *names))
+        check_negative(label, negative)  # as ImageModel.denoiser
         self._first = (label, negative)
         self._judge = judge_for(model.config.data, model.config.net.size)
         w = model.default_guidance(negative) if w is None else w

@@ -9,7 +9,7 @@ from matplotlib.colors import to_rgba_array
 
 from toydiff import metrics, samplers, viz
 from toydiff.errors import ToydiffError
-from toydiff.guidance import classifier_free, default_weight
+from toydiff.guidance import check_negative, classifier_free, default_weight
 from toydiff.model import Model
 from toydiff.widgets._base import (
     _SLIDER,
@@ -41,6 +41,7 @@ class GuidanceExplorer(_Explorer):
             )
         _check_choice("label", label, cloud.class_names)
         _check_choice("negative class", negative, (None, *cloud.class_names))
+        check_negative(label, negative)  # as Model.denoiser: a negative differs from the target
         w = default_weight(negative) if w is None else w
         _check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
@@ -158,7 +159,8 @@ def guidance_explorer(
         A ``GuidanceExplorer``.
 
     Raises:
-        ToydiffError: the model has no labels, or a class name is unknown.
+        ToydiffError: the model has no labels, a class name is unknown, or the negative class is
+            the label itself (the dropdowns may still pick the same class later).
 
     References:
         Ho & Salimans, "Classifier-Free Diffusion Guidance", 2022.
