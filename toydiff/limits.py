@@ -20,7 +20,7 @@ The memory estimate, in bytes (float32 throughout)::
 It is an estimate meant never to fall below what XLA needs, at the price of refusing some requests
 that would just fit: ``W`` assumes a guided step (two network calls) even when there is no
 guidance. On the CPU (``memory_analysis()`` of the samplers) the 2D and image working memory
-came to 0.5 to 0.9 of ``W``; on an H200, the largest 2D request the check lets through (36
+came to 0.3 to 0.9 of ``W``; on an H200, the largest 2D request the check lets through (36
 million points at 64 steps, estimated at 113 GB) peaked at 57 GB and ran, and image requests
 peaked at 0.4 to 0.6 of the estimate. The parameters and compiled code (megabytes) are left
 out. The free memory is the accelerator's when JAX runs on one (``memory_stats()``), else
