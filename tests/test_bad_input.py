@@ -284,6 +284,16 @@ CLI = [
     ("sample-unknown-sampler", ["sample", "--run", "{u}", "--sampler", "rk4", *_S], "'rk4'"),
     ("sample-seed-negative", ["sample", "--run", "{u}", "--seed", "-1", *_S], "got -1"),
     ("sample-missing-run", ["sample", "--run", "{tmp}/nothing", *_S], "no run at"),
+    (
+        "sample-bad-label-makes-no-folder",
+        ["sample", "--run", "{l}", "--label", "birds", *_S[:-1], "{tmp}/new/s.npz"],
+        "unknown label 'birds'",
+    ),
+    (
+        "images-sample-bad-label-makes-no-folder",
+        ["images", "sample", "--run", "{img}", "--label", "x", *_IS[:-1], "{tmp}/new/s.npz"],
+        "unknown digit 'x'",
+    ),
     ("sample-image-run", ["sample", "--run", "{img}", *_S], "is an image run"),
     (
         "sample-out-under-a-file",

@@ -126,7 +126,6 @@ def cmd_sample(args):
     samplers.check(args.sampler, args.steps, options)
     limits.check_count(args.n)
     guidance.check_negative(args.label, args.negative)
-    out = output_file(args.out, ".npz", add_suffix=True)
     model = Model.load(args.run)
     request = {
         "n": args.n,
@@ -139,6 +138,7 @@ def cmd_sample(args):
         "negative": args.negative,
     }
     check_run(args.run, model, **request)  # labels, guidance, memory: before any sampling
+    out = output_file(args.out, ".npz", add_suffix=True)  # last: it makes a missing folder
     t0 = time.perf_counter()
     traj = model.sample(_key(args.seed), **request)
     traj = np.asarray(jax.block_until_ready(traj))

@@ -150,8 +150,6 @@ def cmd_sample(args):
     limits.check_count(args.n)
     guidance.check_negative(args.label, args.negative)
     guidance.check_negative(args.prompt, args.negative_prompt, words=("prompt", "negative prompt"))
-    out = output_file(args.out, ".npz")
-    grid = None if args.grid is None else output_file(args.grid, ".png")
     model = ImageModel.load(args.run)
     if args.clip is not None:
         if model.config.condition != "text":
@@ -169,6 +167,8 @@ def cmd_sample(args):
     }
     request = {"n": args.n, "steps": args.steps, "sampler": args.sampler, "options": options}
     check_run(args.run, model, **request, **denoiser_kwargs)  # labels, weights, memory
+    out = output_file(args.out, ".npz")  # last: it makes a missing folder
+    grid = None if args.grid is None else output_file(args.grid, ".png")
     t0 = time.perf_counter()
     traj = model.sample(jax.random.key(args.seed), **request, **denoiser_kwargs)
     traj = np.asarray(jax.block_until_ready(traj))
