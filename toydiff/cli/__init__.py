@@ -4,7 +4,9 @@
 The CLI is thin: it parses arguments, calls the library and prints. With ``--json`` a verb prints
 exactly one JSON object on stdout; progress bars and notes go to stderr. A user mistake (a bad
 argument, a missing or malformed file) ends with one line on stderr and exit status 2, never a
-traceback.
+traceback, and it is caught before any work starts: what needs no run is checked before the run
+is read, what needs the run (labels, guidance, memory) before any sampling, and an output before
+any training (``tests/test_bad_input.py`` is the whole matrix).
 """
 
 from __future__ import annotations
