@@ -50,7 +50,7 @@ MAX_SEED = 2**63 - 1
 FLOAT_BYTES = 4
 
 
-def _whole(value) -> bool:
+def is_whole(value) -> bool:
     """Whether value is an integer (numpy integers included; bools and floats not)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -60,7 +60,7 @@ def check_steps(steps, what: str = "--steps") -> int:
 
     ``what`` names the value in the message ("" leaves it out, for argparse, which names it).
     """
-    if not _whole(steps) or not 1 <= steps <= MAX_SAMPLER_STEPS:
+    if not is_whole(steps) or not 1 <= steps <= MAX_SAMPLER_STEPS:
         raise ToydiffError(
             f"{what} must be a whole number from 1 to {MAX_SAMPLER_STEPS} (more steps do not "
             f"sample any better), got {steps}".lstrip()
@@ -70,14 +70,14 @@ def check_steps(steps, what: str = "--steps") -> int:
 
 def check_count(value, what: str = "--n") -> int:
     """Raise ToydiffError unless ``value`` is a whole number of at least 1."""
-    if not _whole(value) or value < 1:
+    if not is_whole(value) or value < 1:
         raise ToydiffError(f"{what} must be a whole number of at least 1, got {value}".lstrip())
     return int(value)
 
 
 def check_seed(seed, what: str = "--seed") -> int:
     """Raise ToydiffError unless ``seed`` is a whole number from 0 to ``MAX_SEED``."""
-    if not _whole(seed) or not 0 <= seed <= MAX_SEED:
+    if not is_whole(seed) or not 0 <= seed <= MAX_SEED:
         rule = f"{what} must be a whole number from 0 to 2**63 - 1"
         raise ToydiffError(f"{rule}, got {seed}".lstrip())
     return int(seed)

@@ -188,7 +188,7 @@ def check_settings(config) -> None:
     seed and learning rate, and where the config has them, the label dropout and VE's
     sigma_max.
     """
-    if not limits._whole(config.steps) or config.steps < 1:
+    if not limits.is_whole(config.steps) or config.steps < 1:
         raise ToydiffError(f"--steps must be at least 1, got {config.steps}")
     if config.chunk < 1:
         raise ToydiffError(f"chunk must be at least 1, got {config.chunk}")
