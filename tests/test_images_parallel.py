@@ -22,9 +22,11 @@ from toydiff.images import parallel
 from toydiff.images.model import ImageModel
 
 RUN = [
-    "images", "train", "--data", "digits", "--steps", "12", "--batch", "16",
+    "images", "train", "--data", "digits", "--steps", "8", "--batch", "16",
     "--channels", "8,16", "--no-attention", "--quiet", "--json",
 ]  # fmt: skip
+"""The small run of test_cli_images (the same settings, so the same compiled training chunk of 8
+steps): every one-device process after the first reads it from the compilation cache."""
 
 
 def _cli(args, devices=1, env=None, **popen):

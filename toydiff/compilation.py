@@ -17,7 +17,12 @@ import pathlib
 import jax
 
 MAX_BYTES = 2 * 1024**3
-MIN_COMPILE_S = 0.2  # programs that compile faster than this are not worth a file
+MIN_COMPILE_S = 0.0
+"""Keep every program, however small. Code outside jit (a notebook cell, a test) runs op by op,
+and each op is a program compiled on first use in every process: 50-100 ms each on a 2-core
+laptop, hundreds of them per chapter. Reading one back takes about a millisecond. Measured on
+three test files run a second time: 29.7 CPU s keeping only programs that compile in 0.2 s or
+more, 15.7 CPU s keeping all (710 files, 3.3 MB)."""
 
 
 def folder() -> pathlib.Path:

@@ -8,6 +8,7 @@ guided) and hand it to the samplers and metrics.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 
 import jax
@@ -316,11 +317,9 @@ class Sampling:
         size = self._in_flight(n)
         pad = -n % size
         if x_init is None:  # drawn chunk by chunk, so the draw compiles once per chunk size too
+            shape = (size, *self.sample_shape)
             x_init = jnp.concatenate(
-                [
-                    self.process.prior(jax.random.fold_in(k_prior, i), (size, *self.sample_shape))
-                    for i in range((n + pad) // size)
-                ]
+                [_prior_chunk(self.process, k_prior, i, shape) for i in range((n + pad) // size)]
             )
         else:
             x_init = jnp.asarray(x_init, jnp.float32)
@@ -340,6 +339,16 @@ class Sampling:
             )  # fmt: skip
             parts.append(traj)
         return jnp.concatenate(parts, axis=1)[:, :n]
+
+
+@functools.partial(jax.jit, static_argnames=("process", "shape"))
+def _prior_chunk(process, key, i, shape):
+    """Chunk i's starting noise: the prior drawn with ``fold_in(key, i)``, shape ``shape``.
+
+    One compiled program per chunk shape; op by op, the fold, the draw and the scaling each
+    compiled their own, about 1.5 s for every new shape on a 2-core laptop.
+    """
+    return process.prior(jax.random.fold_in(key, i), shape)
 
 
 def _same_condition(a, b) -> np.ndarray:
