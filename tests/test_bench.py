@@ -1,8 +1,13 @@
 """The benchmark reports every figure the README table needs (the values are not asserted)."""
 
 import math
+import sys
+
+import pytest
 
 from toydiff import bench
+from toydiff.errors import ToydiffError
+from toydiff.model import FAST
 
 KEYS = (
     "train_steps_per_s",
@@ -18,34 +23,48 @@ KEYS = (
 
 
 def test_bench_reports_every_figure():
-    report = bench.run(steps=200, progress=False)
+    report = bench.run(steps=200, progress=False, start=False)
     assert report["train_steps"] == 200
     for key in KEYS:
         assert math.isfinite(report[key]) and report[key] > 0, key
     assert report["machine"]["cores"] >= 1 and report["machine"]["jax"]
+    assert report["fast_steps"] == FAST.steps and report["fast_train_wall_s"] > 0
+    for key in ("fast_precision", "fast_coverage", "fast_t_star"):
+        assert 0 <= report[key] <= 1, key
 
 
-def test_timed_takes_the_median():
-    calls = []
-    assert bench.timed(lambda: calls.append(1) or 0, repeats=3) >= 0
-    assert len(calls) == 4  # one warm-up and three timed runs
+def test_whole_processes_report_their_start_up():
+    """Two whole `toydiff train` processes on one fresh cache; each reports its age when training
+    started, which must lie inside its whole run (the times themselves are not asserted)."""
+    report = bench.processes(steps=50)
+    for which in ("first", "second"):
+        wall, to_step = report[f"process_{which}_s"], report[f"process_{which}_to_step_s"]
+        assert 0 < to_step < wall, which
+    assert report["process_train_s"] > 0
 
 
-def test_notebook_footprint_is_the_kernels_own(tmp_path):
-    """A notebook that holds 256 MiB and burns CPU: the kernel's peak memory and CPU show it."""
+def test_versus_refuses_what_it_cannot_run():
+    with pytest.raises(ToydiffError, match="needs a command"):
+        bench.check_command("  ")
+    with pytest.raises(ToydiffError, match="no program 'no-such-program-here'"):
+        bench.check_command("no-such-program-here --steps 5")
+    assert bench.check_command(f"{sys.executable} -c 'print(1)'")[1:] == ["-c", "print(1)"]
+
+
+def test_first_picture_runs_the_tour_up_to_its_first_sampling_cell(tmp_path):
     import nbformat
 
+    touch = f"pathlib.Path({str(tmp_path)!r}, 'ran-{{}}').touch()"
     cells = [
-        "import numpy as np",
-        "x = np.ones((32, 1024, 1024))  # 256 MiB",
-        "s = sum(i * i for i in range(2_000_000))",
+        "import pathlib",
+        touch.format(1),
+        f"class M:\n    def sample(self):\n        {touch.format(2)}\nM().sample()",
+        touch.format(3),
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nbformat.write(nb, tmp_path / "01_heavy.ipynb")
-    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "02_empty.ipynb")
-    report = bench.time_notebooks(tmp_path)
-    assert set(report["notebooks_s"]) == {"01_heavy", "02_empty"}
-    heavy, empty = (report["notebooks_peak_mib"][k] for k in ("01_heavy", "02_empty"))
-    assert heavy >= empty + 250 and 20 < empty < 1000
-    assert report["notebooks_cpu_s"]["01_heavy"] > report["notebooks_cpu_s"]["02_empty"] + 0.1
-    assert math.isclose(report["notebooks_total_s"], sum(report["notebooks_s"].values()))
+    nbformat.write(nb, tmp_path / "tour.ipynb")
+    assert bench.first_picture(tmp_path / "tour.ipynb") > 0
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-1", "ran-2"]
+    nbformat.write(nbformat.v4.new_notebook(cells=nb.cells[:2]), tmp_path / "none.ipynb")
+    with pytest.raises(ToydiffError, match="no cell that samples"):
+        bench.first_picture(tmp_path / "none.ipynb")

@@ -125,3 +125,16 @@ def test_negative_class_is_avoided(conditional_model, label, negative):
     x = _samples(m, label=label, negative=negative)
     assert share(x) <= 0.02
     assert metrics.class_accuracy(x, label, m.cloud.x, m.cloud.labels) >= 0.95
+
+
+def test_the_fast_recipe_reaches_chapter_6_quality():
+    """``FAST`` (5,000 steps, a cosine learning rate) passes chapter 6's checks, as documented:
+    DDPM precision and coverage >= 0.9 and the phase change at t* in [0.3, 0.5]."""
+    from toydiff.bench import recipe_quality
+    from toydiff.model import FAST, REFERENCE
+
+    assert FAST.steps * 3 <= REFERENCE.steps
+    q = recipe_quality(cached_train(FAST, progress=False))
+    print(q)
+    assert q["precision"] >= 0.9 and q["coverage"] >= 0.9  # 0.95 and 1.00 here
+    assert 0.3 <= q["t_star"] <= 0.5  # 0.38

@@ -17,6 +17,8 @@ Typical use::
     td.viz.trajectories(traj, data=model.cloud.x)
 """
 
+import importlib
+
 from jax.random import key
 
 from toydiff import compilation
@@ -25,7 +27,6 @@ compilation.enable()
 
 from toydiff import (
     data,
-    exercises,
     guidance,
     metrics,
     networks,
@@ -33,11 +34,10 @@ from toydiff import (
     oracle,
     processes,
     samplers,
-    viz,
-    widgets,
 )
 from toydiff.errors import ToydiffError
 from toydiff.model import (
+    FAST,
     GUIDANCE_DEMO,
     REFERENCE,
     REFERENCE_CONDITIONAL,
@@ -48,6 +48,7 @@ from toydiff.model import (
 from toydiff.training import cached_snapshots, cached_train, train
 
 __all__ = [
+    "FAST",
     "GUIDANCE_DEMO",
     "REFERENCE",
     "REFERENCE_CONDITIONAL",
@@ -71,3 +72,19 @@ __all__ = [
     "viz",
     "widgets",
 ]
+
+_LAZY = ("demos", "exercises", "viz", "widgets")
+"""Modules imported on first use (``td.viz``): matplotlib, ipywidgets and IPython take about a
+second to import, which a command-line call or a training process never needs."""
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f"toydiff.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'toydiff' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -114,17 +115,43 @@ def _run_chunk(params, ema, opt_state, key, start, source, *, graphdef, config, 
 
 
 def _optimizer(config):
-    """AdamW with the configured learning rate and weight decay."""
-    return optax.adamw(config.lr, weight_decay=config.weight_decay)
+    """AdamW with the configured learning rate and weight decay.
+
+    The rate is constant, or with ``lr_schedule="cosine"`` (2D configs) falls along a half
+    cosine from ``lr`` at step 0 to 0 at the last step (Loshchilov & Hutter, "SGDR", 2017): large
+    steps early, small ones at the end, where the weights settle instead of jittering.
+    """
+    lr = config.lr
+    if getattr(config, "lr_schedule", "constant") == "cosine":
+        lr = optax.cosine_decay_schedule(config.lr, config.steps)
+    return optax.adamw(lr, weight_decay=config.weight_decay)
 
 
 @dataclasses.dataclass
 class _Progress:
-    """What the chunk loop reports: steps done, seconds spent compiling and training."""
+    """What the chunk loop reports: steps done, seconds spent compiling and training, and how
+    old the process was when its first training step started."""
 
     steps: int = 0
     compile_s: float = 0.0
     train_s: float = 0.0
+    first_step_s: float = float("nan")
+
+
+_IMPORTED = time.perf_counter()
+
+
+def process_age() -> float:
+    """Seconds since this process started: from the kernel's clock on Linux (so the Python
+    start-up and every import count), else since toydiff was imported."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
 
 
 def _next_stop(step: int, total: int, *periods: int | None) -> int:
@@ -171,6 +198,8 @@ def run_chunks(
             lowered = _run_chunk.lower(*args, graphdef=graphdef, config=config, length=length)
             compiled[length] = lowered.compile()
             progress.compile_s += time.perf_counter() - t0
+        if progress.steps == 0:
+            progress.first_step_s = process_age()
         t0 = time.perf_counter()
         params, ema, opt_state, chunk_losses = compiled[length](*args)
         chunk_losses = np.asarray(chunk_losses)
@@ -269,9 +298,16 @@ def _check_finite(chunk_losses: np.ndarray, start: int, config: TrainConfig):
 
 
 def _timing(progress: _Progress) -> dict:
-    """Seconds spent compiling and training, and steps per second after compilation."""
+    """Seconds spent compiling and training, steps per second after compilation, and the
+    process's age when training started (``first_step_s``: start-up, imports, data, the
+    network's initialisation and compiling, all before the first step)."""
     rate = progress.steps / progress.train_s if progress.train_s > 0 else float("nan")
-    return {"compile_s": progress.compile_s, "train_s": progress.train_s, "steps_per_s": rate}
+    return {
+        "compile_s": progress.compile_s,
+        "train_s": progress.train_s,
+        "steps_per_s": rate,
+        "first_step_s": progress.first_step_s,
+    }
 
 
 def follow(snapshots: Iterator, total: int, *, progress=True, callback=None, desc="training"):

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -63,7 +64,7 @@ def _key(seed: int):
 def cmd_train(args):
     from toydiff import checkpoint
     from toydiff import data as data_lib
-    from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL
+    from toydiff.model import FAST, REFERENCE, REFERENCE_CONDITIONAL
     from toydiff.training import check_config, train
 
     if args.sigma_max is not None and args.process != "ve":
@@ -72,7 +73,11 @@ def cmd_train(args):
             f"--process {args.process} has none; leave it out or use --process ve"
         )
     cloud = data_lib.load(args.data)
-    base = REFERENCE_CONDITIONAL if args.labels else REFERENCE
+    if args.recipe == "fast" and args.labels:
+        raise ToydiffError(
+            "--recipe fast is the unconditional spiral recipe; leave it out with --labels"
+        )
+    base = REFERENCE_CONDITIONAL if args.labels else FAST if args.recipe == "fast" else REFERENCE
     changes = {
         "data": args.data,
         "seed": args.seed,
@@ -284,7 +289,8 @@ def cmd_bench(args):
     image_only = [f"--{k}" for k in ("batch", "dtype", "conv") if getattr(args, k) is not None]
     if not args.images and image_only:
         raise ToydiffError(f"{', '.join(image_only)} bench the image path: add --images")
-    lab_only = [f"--{k}" for k in ("steps", "notebooks") if getattr(args, k) is not None]
+    lab_only = [f"--{k}" for k in ("steps", "notebooks", "versus") if getattr(args, k) is not None]
+    lab_only += ["--no-start"] if args.no_start else []
     if args.images and lab_only:
         raise ToydiffError(f"{', '.join(lab_only)} bench the 2D lab, not --images")
     if args.images:
@@ -305,7 +311,13 @@ def cmd_bench(args):
         return
     from toydiff import bench
 
-    report = bench.run(steps=args.steps, progress=not args.quiet, notebooks=args.notebooks)
+    report = bench.run(
+        steps=args.steps,
+        progress=not args.quiet,
+        notebooks=args.notebooks,
+        start=not args.no_start,
+        versus_command=args.versus,
+    )
     lines = [f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in report.items()]
     _emit(args, report, "\n".join(lines))
 
@@ -362,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("train", cmd_train, "train a score network on a 2D data set")
     p.add_argument("--data", default="spiral", help="dataset name or .npy/.csv/.png file")
     p.add_argument("--steps", type=int, help="training steps (15000; 30000 with --labels)")
+    p.add_argument(
+        "--recipe",
+        default="reference",
+        choices=("reference", "fast"),
+        help="reference (the story's settings) or fast (5000 steps, a cosine learning rate)",
+    )
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -421,6 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive, help="training steps (15000)")
     p.add_argument("--notebooks", metavar="DIR", help="also run and time the notebooks in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-start",
+        action="store_true",
+        help="skip the whole-process and first-picture timings (about a minute)",
+    )
+    p.add_argument(
+        "--versus",
+        metavar="CMD",
+        help='time whole training processes against CMD, e.g. "python recipe_torch.py 15000"',
+    )
     p.add_argument("--images", action="store_true", help="bench the image path instead")
     p.add_argument("--batch", type=positive, help="image batch (--images)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), help="compute dtype (--images)")
@@ -439,6 +467,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("toydiff: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `toydiff ... | head` stopped reading: end quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
     return 0
 
 

@@ -18,19 +18,18 @@ Typical use::
     images.viz.image_grid(x)
 """
 
+import importlib
+
 from jax.random import key
 
 from toydiff.images import (
     clip,
     data,
-    exercises,
     judge,
     parallel,
     shared_space,
     text,
     unet,
-    viz,
-    widgets,
 )
 from toydiff.images.model import DIGITS, SHAPES, ImageModel, ImageTrainConfig, image_config
 from toydiff.images.training import cached_train, text_model, text_prompts, train
@@ -57,3 +56,19 @@ __all__ = [
     "viz",
     "widgets",
 ]
+
+_LAZY = ("bench", "exercises", "viz", "widgets")
+"""Modules imported on first use (``images.viz``), as in ``toydiff``: they bring matplotlib and
+ipywidgets, which training and the command line never need."""
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f"toydiff.images.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'toydiff.images' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
