@@ -38,7 +38,7 @@ def clip_dir(tmp_path_factory):
 def text_run(tmp_path_factory, clip_dir):
     out = tmp_path_factory.mktemp("text") / "run"
     args = ["images", "train", "--data", "shapes", "--condition", "text", "--clip", clip_dir,
-            "--steps", "4", "--batch", "16", "--channels", "8,16", "--no-attention",
+            "--steps", "4", "--batch", "16", "--channels", "8", "--no-attention",
             "--out", out]  # fmt: skip
     assert cli.main([*map(str, args), "--quiet"]) == 0
     return out

@@ -13,7 +13,7 @@ import pytest
 
 from toydiff import cli
 
-TINY = ["--data", "digits", "--steps", "8", "--batch", "16", "--channels", "8,16", "--no-attention"]
+TINY = ["--data", "digits", "--steps", "8", "--batch", "16", "--channels", "8", "--no-attention"]
 
 
 def _main(capsys, *args):

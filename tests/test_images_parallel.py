@@ -23,7 +23,7 @@ from toydiff.images.model import ImageModel
 
 RUN = [
     "images", "train", "--data", "digits", "--steps", "8", "--batch", "16",
-    "--channels", "8,16", "--no-attention", "--quiet", "--json",
+    "--channels", "8", "--no-attention", "--quiet", "--json",
 ]  # fmt: skip
 """The small run of test_cli_images (the same settings, so the same compiled training chunk of 8
 steps): every one-device process after the first reads it from the compilation cache."""

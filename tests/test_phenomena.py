@@ -136,5 +136,5 @@ def test_the_fast_recipe_reaches_chapter_6_quality():
     assert FAST.steps * 3 <= REFERENCE.steps
     q = recipe_quality(cached_train(FAST, progress=False))
     print(q)
-    assert q["precision"] >= 0.9 and q["coverage"] >= 0.9  # 0.95 and 1.00 here
+    assert q["precision"] >= 0.9 and q["coverage"] >= 0.9  # 0.94 and 1.00 here
     assert 0.3 <= q["t_star"] <= 0.5  # 0.38
