@@ -17,11 +17,9 @@ Typical use::
     td.viz.trajectories(traj, data=model.cloud.x)
 """
 
-import importlib
-
 from jax.random import key
 
-from toydiff import compilation
+from toydiff import _lazy, compilation
 
 compilation.enable()
 
@@ -78,13 +76,4 @@ _LAZY = ("demos", "exercises", "viz", "widgets")
 second to import, which a command-line call or a training process never needs."""
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(f"toydiff.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'toydiff' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY, globals())

@@ -18,10 +18,9 @@ Typical use::
     images.viz.image_grid(x)
 """
 
-import importlib
-
 from jax.random import key
 
+from toydiff import _lazy
 from toydiff.images import (
     clip,
     data,
@@ -62,13 +61,4 @@ _LAZY = ("bench", "exercises", "viz", "widgets")
 ipywidgets, which training and the command line never need."""
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(f"toydiff.images.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'toydiff.images' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY, globals())
