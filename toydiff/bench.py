@@ -181,16 +181,24 @@ def train_process(cache, out, steps: int | None = None) -> dict:
     """
     cmd = [sys.executable, "-m", "toydiff", "train", "--data", "spiral", "--out", str(out)]
     cmd += ["--quiet", "--json", "--overwrite"] + ([] if steps is None else ["--steps", str(steps)])
+    env = {**os.environ, "TOYDIFF_CACHE": str(cache)}
+    wall, stdout = _timed_process(cmd, "the timed training process", env)
+    report = json.loads(stdout)
+    return {"wall_s": wall, "first_step_s": report["first_step_s"], "train_s": report["train_s"]}
+
+
+def _timed_process(argv: list[str], what: str, env=None) -> tuple[float, str]:
+    """Run a whole process; its wall seconds and stdout, or ToydiffError with its last line."""
     t0 = time.perf_counter()
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, env={**os.environ, "TOYDIFF_CACHE": str(cache)}
-    )
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    except OSError as err:
+        raise ToydiffError(f"{what}: cannot run {argv[0]}: {err.strerror}") from None
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ToydiffError(f"the timed training process failed: {last}")
-    report = json.loads(done.stdout)
-    return {"wall_s": wall, "first_step_s": report["first_step_s"], "train_s": report["train_s"]}
+        raise ToydiffError(f"{what} failed: {last}")
+    return wall, done.stdout
 
 
 def processes(steps: int | None = None) -> dict:
@@ -234,15 +242,7 @@ def versus(command: str, steps: int | None = None, pairs: int = 3) -> dict:
         train_process(cache, out, steps)
         for _ in range(pairs):
             ours.append(train_process(cache, out, steps)["wall_s"])
-            t0 = time.perf_counter()
-            try:
-                done = subprocess.run(argv, capture_output=True, text=True)
-            except OSError as err:
-                raise ToydiffError(f"--versus: cannot run {argv[0]}: {err.strerror}") from None
-            theirs.append(time.perf_counter() - t0)
-            if done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                raise ToydiffError(f"--versus: the command failed: {last}")
+            theirs.append(_timed_process(argv, "--versus: the command")[0])
     return {
         "versus_command": command,
         "versus_toydiff_s": float(np.median(ours)),
