@@ -98,6 +98,8 @@ def test_lab_command(monkeypatch, tmp_path):
     assert f"--ServerApp.root_dir={tmp_path}" in command and "--ServerApp.port=8899" in command
     assert "--ServerApp.open_browser=False" in command and "--allow-root" not in command
     assert not any("token" in arg.lower() for arg in command)  # the token travels in the env
+    assert "--LabApp.news_url=None" in command  # nothing fetched from outside at run time
+    assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in command
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert "--allow-root" in lab.lab_command(tmp_path, 8899, "0.0.0.0", open_browser=False)
 

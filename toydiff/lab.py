@@ -144,6 +144,10 @@ def lab_command(dest, port: int, ip: str, open_browser: bool) -> list[str]:
         f"--ServerApp.open_browser={open_browser}",
         f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}",
         "--ServerApp.answer_yes=True",  # one Ctrl-C stops it, without a y/n question
+        # Nothing reaches out at run time: no news feed (even if a learner says yes to the
+        # news prompt) and no check for a newer JupyterLab.
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # Jupyter refuses root otherwise (as in many containers)
