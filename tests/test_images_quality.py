@@ -63,6 +63,10 @@ def test_a_negative_class_lowers_the_share_judged_as_it(digits_model):
 def test_shapes_at_the_default_guidance(shapes_model):
     r = judge.score_model(shapes_model, n_per_class=40, guidance=3.0)
     print({name: c["accuracy"] for name, c in r["per_class"].items()})
+    # the judged images come back, 40 of each class in order, and judge the same again
+    assert r["samples"].shape == (120, 16, 16, 3) and np.abs(r["samples"]).max() <= 1.0
+    again = judge.evaluate(r["samples"][40:80], "shapes", shapes_model.class_names[1])
+    assert again["accuracy"] == r["per_class"][shapes_model.class_names[1]]["accuracy"]
     assert r["accuracy"] >= 0.9
     assert r["diversity"] >= 0.5 and r["novelty"] >= 0.8
     exact = judge.score_model(shapes_model, n_per_class=10, exact=True)

@@ -51,6 +51,9 @@ def test_held_out_combinations_are_reported(model):
     seen_captions = set(text_prompts(model))
     assert not seen_captions & set(held)
     r = judge.score_prompts(model, held, n=16)
+    assert r["samples"].shape == (16 * len(held), 16, 16, 3)  # the judged images, 16 per prompt
+    again = judge.prompt_scores(r["samples"][-16:], held[-1])
+    assert again["prompt_accuracy"] == r["per_prompt"][held[-1]]["prompt_accuracy"]
     print(
         "held-out prompt accuracy",
         r["prompt_accuracy"],

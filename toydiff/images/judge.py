@@ -237,8 +237,10 @@ def score_model(model, *, n_per_class=50, key=None, **kw) -> dict:
         **kw: passed to ``model.sample``: guidance, exact, sampler, steps.
 
     Returns:
-        {"per_class": class name -> ``evaluate``'s dict, "accuracy", "diversity", "novelty"},
-        the last three averaged over the classes.
+        {"per_class": class name -> ``evaluate``'s dict, "accuracy", "diversity", "novelty"
+        (the last three averaged over the classes), "samples": the judged images, shape
+        (n_per_class x classes, H, W, C), clipped to [-1, 1], ``n_per_class`` of each class in
+        the order of ``model.class_names``}, so a figure can show exactly what was scored.
     """
     asked, x = _per_class(model, n_per_class, key, **kw)
     train = model.dataset
@@ -249,7 +251,7 @@ def score_model(model, *, n_per_class=50, key=None, **kw) -> dict:
         for name in model.class_names
     }
     means = {m: float(np.mean([r[m] for r in per_class.values()])) for m in _MEASURES}
-    return {"per_class": per_class, **means}
+    return {"per_class": per_class, **means, "samples": x}
 
 
 _MEASURES = ("accuracy", "diversity", "novelty")
@@ -359,7 +361,8 @@ def score_prompts(model, prompts, *, n=32, key=None, **kw) -> dict:
 
     Returns:
         {"per_prompt": prompt -> ``prompt_scores``, "prompt_accuracy" (the mean over prompts),
-        "<attribute>_accuracy" (means over the prompts that name it)}.
+        "<attribute>_accuracy" (means over the prompts that name it), "samples": the judged
+        images, shape (n x prompts, H, W, C), clipped to [-1, 1], ``n`` per prompt in order}.
     """
     prompts = list(prompts)
     asked = [p for p in prompts for _ in range(n)]
@@ -379,6 +382,7 @@ def score_prompts(model, prompts, *, n=32, key=None, **kw) -> dict:
     }
     for k in sorted(keys):
         out[k] = float(np.mean([r[k] for r in per_prompt.values() if k in r]))
+    out["samples"] = x
     return out
 
 
