@@ -1,10 +1,22 @@
-"""Shared fixtures: processes and the trained reference models.
+"""Shared fixtures: processes, the trained reference models, and the quality checks' record.
 
 The models come from ``cached_train``, keyed by config, data and source code, so the tests and the
 notebooks of one CI run (which points TOYDIFF_CACHE at a fresh folder) train each model once.
+
+The quality checks (tests marked ``quality``: every assertion on what a trained model does) take
+their models through ``seeded`` and state their thresholds through the ``quality`` fixture. Two
+options exist for measuring their margins (``tests/margins.py`` runs them):
+
+- ``--train-seed K`` trains every model a quality check uses with its seed shifted by K, so the
+  same checks can be run over several training seeds;
+- ``--quality-log FILE`` appends every checked value, with its threshold, to a JSON-lines file.
 """
 
 import dataclasses
+import json
+import math
+import operator
+import os
 
 import jax
 import pytest
@@ -31,28 +43,142 @@ def key():
     return jax.random.key(0)
 
 
+# ----------------------------------------------------------------------------- quality checks
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("toydiff quality checks")
+    group.addoption(
+        "--train-seed",
+        type=int,
+        default=0,
+        help="shift the training seed of every model a quality check trains by this much",
+    )
+    group.addoption(
+        "--quality-log",
+        default=None,
+        help="append every quality check's value and threshold to this JSON-lines file",
+    )
+
+
 @pytest.fixture(scope="session")
-def reference_model():
+def train_seed(request) -> int:
+    """How far ``--train-seed`` shifts every quality check's training seed (0 by default)."""
+    return request.config.getoption("--train-seed")
+
+
+@pytest.fixture(scope="session")
+def seeded(train_seed):
+    """``seeded(config)``: the config with its training seed shifted by ``--train-seed``."""
+    return lambda config: dataclasses.replace(config, seed=config.seed + train_seed)
+
+
+_OPS = {
+    ">=": (operator.ge, lambda value, bound: value - bound),
+    ">": (operator.gt, lambda value, bound: value - bound),
+    "<=": (operator.le, lambda value, bound: bound - value),
+    "<": (operator.lt, lambda value, bound: bound - value),
+}
+
+
+class Quality:
+    """The checks of one quality test: each names a measured value and its threshold.
+
+    A failed check does not stop the test: every check still runs, and the test fails at its end
+    with all of them listed (value, threshold, margin). So a failing run still reports every
+    number, and a margin sweep sees the whole picture.
+    """
+
+    def __init__(self, item, log: str | None, seed: int):
+        self.item, self.log, self.seed = item, log, seed
+        self.failures: list[str] = []
+
+    def at_least(self, name: str, value, bound) -> None:
+        """Check ``value >= bound``."""
+        self._check(name, value, ">=", bound)
+
+    def above(self, name: str, value, bound) -> None:
+        """Check ``value > bound``."""
+        self._check(name, value, ">", bound)
+
+    def at_most(self, name: str, value, bound) -> None:
+        """Check ``value <= bound``."""
+        self._check(name, value, "<=", bound)
+
+    def below(self, name: str, value, bound) -> None:
+        """Check ``value < bound``."""
+        self._check(name, value, "<", bound)
+
+    def within(self, name: str, value, low, high) -> None:
+        """Check ``low <= value <= high``."""
+        self._check(f"{name} (low end)", value, ">=", low)
+        self._check(f"{name} (high end)", value, "<=", high)
+
+    def _check(self, name: str, value, op: str, bound) -> None:
+        value, bound = float(value), float(bound)
+        passes, margin_of = _OPS[op]
+        ok = passes(value, bound) and math.isfinite(value)
+        if self.log:
+            row = {
+                "test": self.item.nodeid,
+                "check": name,
+                "value": value,
+                "op": op,
+                "bound": bound,
+                "margin": margin_of(value, bound),
+                "ok": ok,
+                "seed": self.seed,
+                "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            }
+            with open(self.log, "a") as f:  # one short line: appends from workers do not mix
+                f.write(json.dumps(row) + "\n")
+        if not ok:
+            self.failures.append(f"{name}: {value:.4g} is not {op} {bound:g}")
+
+
+@pytest.fixture
+def quality(request, train_seed):
+    """The test's ``Quality`` record; it fails the test at its end if any check failed."""
+    q = Quality(request.node, request.config.getoption("--quality-log"), train_seed)
+    request.node.quality = q
+    return q
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fail a quality test whose checks failed, listing every one of them."""
+    result = yield
+    failures = getattr(getattr(item, "quality", None), "failures", None)
+    if failures:
+        pytest.fail("quality checks failed:\n  " + "\n  ".join(failures), pytrace=False)
+    return result
+
+
+# ----------------------------------------------------------------------------- trained models
+
+
+@pytest.fixture(scope="session")
+def reference_model(seeded):
     """The story's spiral model on the reference settings (15,000 full-batch steps)."""
-    return cached_train(REFERENCE, progress=False)
+    return cached_train(seeded(REFERENCE), progress=False)
 
 
 @pytest.fixture(scope="session")
-def naive_model():
+def naive_model(seeded):
     """The same settings, trained on the naive one-step objective."""
-    return cached_train(dataclasses.replace(REFERENCE, objective="naive"), progress=False)
+    return cached_train(seeded(dataclasses.replace(REFERENCE, objective="naive")), progress=False)
 
 
 @pytest.fixture(scope="session")
-def conditional_model():
+def conditional_model(seeded):
     """The story's 3-class model (30,000 steps, batches of 200, label dropout)."""
-    return cached_train(REFERENCE_CONDITIONAL, progress=False)
+    return cached_train(seeded(REFERENCE_CONDITIONAL), progress=False)
 
 
 @pytest.fixture(scope="session")
-def long_model():
+def long_model(seeded):
     """The spiral model trained for 30,000 steps (chapter 7)."""
-    return cached_train(REFERENCE_LONG, progress=False)
+    return cached_train(seeded(REFERENCE_LONG), progress=False)
 
 
 # ----------------------------------------------------------------------------- CI order

@@ -18,13 +18,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def digits_model():
-    return cached_train(DIGITS, progress=False)
+def digits_model(seeded):
+    return cached_train(seeded(DIGITS), progress=False)
 
 
 @pytest.fixture(scope="module")
-def shapes_model():
-    return cached_train(SHAPES, progress=False)
+def shapes_model(seeded):
+    return cached_train(seeded(SHAPES), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -32,55 +32,72 @@ def digits_scores(digits_model):
     return {w: judge.score_model(digits_model, n_per_class=25, guidance=w) for w in (0.0, 1.0, 3.0)}
 
 
-def test_digits_at_the_default_guidance(digits_scores):
+@pytest.mark.quality
+def test_digits_at_the_default_guidance(digits_scores, quality):
     r = digits_scores[3.0]
     print({name: c["accuracy"] for name, c in r["per_class"].items()})
-    assert r["accuracy"] >= 0.9  # 1.00 here, every digit 1.00
-    assert min(c["accuracy"] for c in r["per_class"].values()) >= 0.7
-    assert r["diversity"] >= 0.5  # 0.71
-    assert r["novelty"] >= 0.8  # 0.99
+    quality.at_least("accuracy", r["accuracy"], 0.9)
+    quality.at_least(
+        "worst digit's accuracy", min(c["accuracy"] for c in r["per_class"].values()), 0.7
+    )
+    quality.at_least("diversity", r["diversity"], 0.5)
+    quality.at_least("novelty", r["novelty"], 0.8)
 
 
-def test_digits_accuracy_is_chance_unguided_and_rises_with_w(digits_scores):
+@pytest.mark.quality
+def test_digits_accuracy_is_chance_unguided_and_rises_with_w(digits_scores, quality):
     acc = [digits_scores[w]["accuracy"] for w in (0.0, 1.0, 3.0)]
-    assert acc[0] <= 0.25  # chance is 0.10; 0.11 here
-    assert acc[0] < acc[1] < acc[2] or acc[2] == 1.0 > acc[1] > acc[0]
+    quality.at_most("accuracy at w = 0", acc[0], 0.25)  # chance is 0.10
+    quality.above("accuracy, w = 1 minus w = 0", acc[1] - acc[0], 0)
+    quality.above("accuracy, w = 3 minus w = 1", acc[2] - acc[1], 0)
 
 
-def test_the_exact_oracle_only_returns_training_digits(digits_model):
+@pytest.mark.quality
+def test_the_exact_oracle_only_returns_training_digits(digits_model, quality):
     r = judge.score_model(digits_model, n_per_class=12, exact=True)
-    assert r["novelty"] <= 0.05  # 0.00: every sample is a training image
-    assert r["accuracy"] >= 0.95
+    quality.at_most("the oracle's novelty", r["novelty"], 0.05)  # every sample a training image
+    quality.at_least("the oracle's accuracy", r["accuracy"], 0.95)
 
 
-def test_a_negative_class_lowers_the_share_judged_as_it(digits_model):
+@pytest.mark.quality
+def test_a_negative_class_lowers_the_share_judged_as_it(digits_model, quality):
     r = judge.negative_effect(digits_model, n=1280, sampler="ddim", steps=16)
     print(r)
-    assert r["negative_share"] < r["plain_share"]  # "1, not 8": 3.1% -> 2.1% here
-    assert r["negative_accuracy"] >= 0.9
+    # "1, not 8": the share of 1s judged as 8s falls
+    quality.below(
+        "share judged as the negative, with minus without",
+        r["negative_share"] - r["plain_share"],
+        0,
+    )
+    quality.at_least("accuracy with a negative class", r["negative_accuracy"], 0.9)
 
 
-def test_shapes_at_the_default_guidance(shapes_model):
+@pytest.mark.quality
+def test_shapes_at_the_default_guidance(shapes_model, quality):
     r = judge.score_model(shapes_model, n_per_class=40, guidance=3.0)
     print({name: c["accuracy"] for name, c in r["per_class"].items()})
     # the judged images come back, 40 of each class in order, and judge the same again
     assert r["samples"].shape == (120, 16, 16, 3) and np.abs(r["samples"]).max() <= 1.0
     again = judge.evaluate(r["samples"][40:80], "shapes", shapes_model.class_names[1])
     assert again["accuracy"] == r["per_class"][shapes_model.class_names[1]]["accuracy"]
-    assert r["accuracy"] >= 0.9
-    assert r["diversity"] >= 0.5 and r["novelty"] >= 0.8
+    quality.at_least("accuracy", r["accuracy"], 0.9)
+    quality.at_least("diversity", r["diversity"], 0.5)
+    quality.at_least("novelty", r["novelty"], 0.8)
     exact = judge.score_model(shapes_model, n_per_class=10, exact=True)
-    assert exact["novelty"] <= 0.05
+    quality.at_most("the oracle's novelty", exact["novelty"], 0.05)
 
 
-def test_guidance_grid_is_judged_the_same_way(digits_model):
+@pytest.mark.quality
+def test_guidance_grid_is_judged_the_same_way(digits_model, quality):
     from toydiff.images.widgets import image_guidance_explorer
 
     view = image_guidance_explorer(digits_model, label="7", n=16, steps=16)
-    assert view.accuracy >= 0.8 and view.image.value[:4] == b"\x89PNG"
+    assert view.image.value[:4] == b"\x89PNG"
+    quality.at_least("the grid's accuracy at w = 3", view.accuracy, 0.8)
     before = view.image.value
     view.w.value = 0.0
-    assert view.image.value != before and view.accuracy < 1.0
+    assert view.image.value != before
+    quality.below("the grid's accuracy at w = 0", view.accuracy, 1.0)
     view.negative.value = "1"
     assert view.negative_share is not None
     assert np.isfinite(view.latency)

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 
 from toydiff.errors import ToydiffError
-from toydiff.images import judge
+from toydiff.images import clip, judge
 from toydiff.images.training import text_model, text_prompts
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model():
-    return text_model(progress=False)
+def model(seeded, train_seed):
+    shapes_clip = clip.cached_train(seeded(clip.clip_config("shapes")), progress=False)
+    return text_model(shapes_clip, seed=train_seed, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +34,24 @@ def seen_scores(model, seen):
     }
 
 
-def test_prompts_seen_in_training_at_the_default_guidance(seen_scores):
+@pytest.mark.quality
+def test_prompts_seen_in_training_at_the_default_guidance(seen_scores, quality):
     r = seen_scores[3]  # the default w
     print({p: s["prompt_accuracy"] for p, s in r["per_prompt"].items()})
-    assert r["prompt_accuracy"] >= 0.9
+    quality.at_least("prompt accuracy at w = 3", r["prompt_accuracy"], 0.9)
 
 
-def test_accuracy_rises_with_w(seen_scores):
+@pytest.mark.quality
+def test_accuracy_rises_with_w(seen_scores, quality):
     acc = [seen_scores[w]["prompt_accuracy"] for w in (0, 1, 3)]
     print(acc)
-    assert acc[0] < 0.2 < acc[1] <= acc[2] + 0.05
+    quality.below("prompt accuracy at w = 0", acc[0], 0.2)
+    quality.above("prompt accuracy at w = 1", acc[1], 0.2)
+    quality.at_least("prompt accuracy, w = 3 minus w = 1", acc[2] - acc[1], -0.05)
 
 
-def test_held_out_combinations_are_reported(model):
+@pytest.mark.quality
+def test_held_out_combinations_are_reported(model, quality):
     held = text_prompts(model, held_out=True)
     assert "a small blue triangle wearing a hat" in held and "a small yellow circle" in held
     seen_captions = set(text_prompts(model))
@@ -59,17 +65,24 @@ def test_held_out_combinations_are_reported(model):
         r["prompt_accuracy"],
         {p: s["prompt_accuracy"] for p, s in r["per_prompt"].items()},
     )
-    assert r["prompt_accuracy"] >= 0.4  # the goal is 0.7; 0.67 here: reported, not hidden
+    # the goal is 0.7: reported, not hidden
+    quality.at_least("held-out prompt accuracy", r["prompt_accuracy"], 0.4)
 
 
-def test_a_negative_prompt_removes_the_hat(model):
+@pytest.mark.quality
+def test_a_negative_prompt_removes_the_hat(model, quality):
     r = judge.negative_prompt_effect(model)
     print(r)
-    assert r["negative_hat_share"] <= 0.05
-    assert r["negative_hat_share"] < r["plain_hat_share"]
+    quality.at_most("hat share with the negative prompt", r["negative_hat_share"], 0.05)
+    quality.below(
+        "hat share, with minus without the negative prompt",
+        r["negative_hat_share"] - r["plain_hat_share"],
+        0,
+    )
 
 
-def test_the_hat_grows_with_guidance(model):
+@pytest.mark.quality
+def test_the_hat_grows_with_guidance(model, quality):
     shares = [
         judge.score_prompts(model, ["a large red circle wearing a hat"], n=32, guidance=w)[
             "hat_share"
@@ -77,7 +90,9 @@ def test_the_hat_grows_with_guidance(model):
         for w in (0.0, 1.0, 3.0)
     ]
     print(shares)
-    assert shares[0] < shares[1] <= shares[2] and shares[2] >= 0.9
+    quality.above("hat share, w = 1 minus w = 0", shares[1] - shares[0], 0)
+    quality.at_least("hat share, w = 3 minus w = 1", shares[2] - shares[1], 0)
+    quality.at_least("hat share at w = 3", shares[2], 0.9)
 
 
 def test_the_oracle_returns_training_images_that_match(model):
@@ -102,12 +117,14 @@ def test_prompt_mistakes_before_any_work(model, prompt, message):
         model.sample(__import__("jax").random.key(0), n=2, label=prompt)
 
 
-def test_prompt_box_redraws_and_shows_word_mistakes(model):
+@pytest.mark.quality
+def test_prompt_box_redraws_and_shows_word_mistakes(model, quality):
     from toydiff.images.widgets import prompt_explorer
 
     view = prompt_explorer(model, "a large red circle wearing a hat", n=8, steps=8)
     first = view.image.value
-    assert first[:4] == b"\x89PNG" and view.scores["prompt_accuracy"] >= 0.5
+    assert first[:4] == b"\x89PNG"
+    quality.at_least("the prompt box's prompt accuracy", view.scores["prompt_accuracy"], 0.5)
     view.w.value = 0.0
     assert view.image.value != first
     view.prompt.value = "a large purpel circle"

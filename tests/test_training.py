@@ -1,13 +1,15 @@
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from toydiff import data
 from toydiff.errors import ToydiffError, TrainingError
 from toydiff.model import REFERENCE
-from toydiff.training import train, train_chunks
+from toydiff.networks import init_network
+from toydiff.training import objective, train, train_chunks
 
 SMALL = dataclasses.replace(REFERENCE, steps=600, chunk=200)
 
@@ -16,11 +18,22 @@ def _leaves(model):
     return [np.asarray(a) for a in jax.tree.leaves(model.params)]
 
 
-def test_loss_falls_and_history_is_complete():
-    model = train(SMALL, progress=False)
+@pytest.mark.quality
+def test_loss_falls_and_history_is_complete(seeded, quality):
+    """The objective on one fixed set of draws (each spiral point 100 times) falls by at least a
+    tenth from the initial weights to the trained ones. (The per-step losses are too noisy for
+    this: each step draws its own times and noise, and the first 100 steps already learn; their
+    ratio to the last 100 ranged 0.83-0.92 over training seeds 0-9.)"""
+    config = seeded(dataclasses.replace(SMALL, ema=0.0))  # the weights as trained, not averaged
+    model = train(config, progress=False)
     assert model.losses.shape == (600,)
-    assert model.losses[-100:].mean() < 0.9 * model.losses[:100].mean()  # 1.31 -> 1.12 here
     assert model.timing["steps_per_s"] > 0 and model.timing["compile_s"] > 0
+    x0 = jnp.tile(jnp.asarray(data.load("spiral").x), (100, 1))
+    graphdef, initial = init_network(config.net, config.seed)
+    loss = objective(config)
+    key = jax.random.key(123)
+    before, after = (float(loss(p, graphdef, key, x0, None)[0]) for p in (initial, model.params))
+    quality.below("loss on fixed draws, trained / initial", after / before, 0.9)  # 0.55 here
 
 
 def test_same_seed_same_model_and_different_seed_differs():
