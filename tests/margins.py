@@ -14,6 +14,9 @@ Usage (from the repository root)::
     python tests/margins.py --seeds 0-2 -k "images" --log margins.jsonl   # a part, kept
     python tests/margins.py --from-log margins.jsonl --out docs/margins.md  # table only
 
+With ``--out``, the table replaces what lies between the file's ``<!-- margins: begin -->`` and
+``<!-- margins: end -->`` lines (the prose around them stays), or the whole file if it has none.
+
 Each instruction-set setting gets its own model cache (models trained under one setting are never
 reused under another); the seeds of one setting share it, so a second call trains nothing new.
 A failing check does not stop the sweep: it shows in the table with a negative margin.
@@ -166,11 +169,24 @@ def main(argv=None) -> int:
         ]
     )
     if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
+        write_table(pathlib.Path(args.out), text)
         print(f"wrote {args.out} ({len(rows)} checked values; log {log})")
     else:
         print(text)
     return 0
+
+
+BEGIN, END = "<!-- margins: begin -->", "<!-- margins: end -->"
+
+
+def write_table(path: pathlib.Path, text: str) -> None:
+    """Write the measured text into ``path``: between its BEGIN and END markers if it has them
+    (the prose around them is kept), else as the whole file."""
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        text = f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}"
+    path.write_text(text.rstrip("\n") + "\n")
 
 
 def _cpu() -> str:
