@@ -21,8 +21,8 @@ import os
 import jax
 import pytest
 
+from toydiff.engine.processes import VE, VP, Flow
 from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG
-from toydiff.processes import VE, VP, Flow
 from toydiff.training import cached_train
 
 PROCESSES = {

@@ -25,14 +25,15 @@ import jax
 import numpy as np
 import pytest
 
-from toydiff import checkpoint, cli, limits, samplers
+from toydiff import cli
 from toydiff import data as data_lib
+from toydiff.engine import checkpoint, limits, samplers
 from toydiff.errors import ToydiffError
 from toydiff.images import clip as clip_lib
 from toydiff.images import training as image_training
 from toydiff.images.model import ImageModel, abstract_network, image_config, init_params
 from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, Model
-from toydiff.networks import init_network
+from toydiff.nets.mlp import init_network
 
 FREE = 20 * 10**9  # the free memory every row sees (limits.available_bytes is replaced)
 
@@ -658,8 +659,8 @@ def _image_widgets():
 
 
 def _sample_direct(sampler="ddpm", steps=2, n=4, **options):
-    from toydiff.oracle import point_set_oracle
-    from toydiff.processes import VE
+    from toydiff.engine.oracle import point_set_oracle
+    from toydiff.engine.processes import VE
 
     oracle = point_set_oracle(VE(), np.zeros((3, 2), np.float32))
     return samplers.sample(K, oracle, VE(), n, steps, sampler, **options)

@@ -1,4 +1,4 @@
-"""Tests for toydiff.checkpoint: bit-exact round trips, atomic writes, clear errors."""
+"""Tests for toydiff.engine.checkpoint: bit-exact round trips, atomic writes, clear errors."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from toydiff import checkpoint
-from toydiff.checkpoint import FILENAME, Run, load_run, save_run
+from toydiff.engine import checkpoint
+from toydiff.engine.checkpoint import FILENAME, Run, load_run, save_run
 from toydiff.errors import CheckpointError
 
 

@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toydiff import exercises, samplers
+from toydiff import exercises
+from toydiff.engine import samplers
+from toydiff.engine.processes import VE
 from toydiff.exercises import CHECKERS, Feedback
-from toydiff.processes import VE
 
 # ----------------------------------------------------------------------------- solutions
 

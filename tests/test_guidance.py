@@ -3,10 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toydiff import guidance
-from toydiff.networks import CONDITIONAL, init_network
-from toydiff.objectives import NetworkDenoiser
-from toydiff.processes import VE
+from toydiff.engine import guidance
+from toydiff.engine.objectives import NetworkDenoiser
+from toydiff.engine.processes import VE
+from toydiff.nets.mlp import CONDITIONAL, init_network
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from toydiff import checkpoint
-from toydiff.images import parallel
+from toydiff.engine import checkpoint, parallel
 from toydiff.images.model import ImageModel
 
 RUN = [

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from toydiff.images import layers
-from toydiff.images.unet import UNet, UNetConfig, depth_to_space, space_to_depth
+from toydiff.nets import layers
+from toydiff.nets.unet import UNet, UNetConfig, depth_to_space, space_to_depth
 
 SMALL = UNetConfig(size=8, in_channels=3, channels=(8, 16), groups=4, num_classes=3)
 

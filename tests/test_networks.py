@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from toydiff.networks import CONDITIONAL, NetConfig, ScoreMLP, init_network, time_embedding
+from toydiff.nets.mlp import CONDITIONAL, NetConfig, ScoreMLP, init_network, time_embedding
 
 
 def test_reference_widths():

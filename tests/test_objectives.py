@@ -3,9 +3,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toydiff.networks import CONDITIONAL, NetConfig, init_network
-from toydiff.objectives import OBJECTIVES, check_objective, drop_labels, loss_fn, training_example
-from toydiff.processes import VE
+from toydiff.engine.objectives import (
+    OBJECTIVES,
+    check_objective,
+    drop_labels,
+    loss_fn,
+    training_example,
+)
+from toydiff.engine.processes import VE
+from toydiff.nets.mlp import CONDITIONAL, NetConfig, init_network
 
 X0 = jnp.tile(jnp.array([[0.4, -0.2]]), (200_000, 1))
 

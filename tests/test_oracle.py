@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from toydiff import data
-from toydiff.oracle import exact_field, gaussian_mixture_oracle, point_set_oracle
-from toydiff.processes import VE
+from toydiff.engine.oracle import exact_field, gaussian_mixture_oracle, point_set_oracle
+from toydiff.engine.processes import VE
 
 
 def test_single_point_denoises_to_itself(process, key):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from toydiff import metrics
-from toydiff.guidance import DEFAULT_GUIDANCE
+from toydiff.engine.guidance import DEFAULT_GUIDANCE
 from toydiff.model import GUIDANCE_DEMO
 from toydiff.training import cached_train
 

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toydiff.processes import PREDICTIONS, VE, VP, make_process
+from toydiff.engine.processes import PREDICTIONS, VE, VP, make_process
 
 
 def test_ve_reference_boundaries():
@@ -89,7 +89,7 @@ def test_unknown_names():
 
 def test_random_walk_matches_the_closed_form_marginal(process, key):
     """Chapter 3: the simulated spread of the walk agrees with sigma(t)^2 within 2%."""
-    from toydiff.processes import random_walk
+    from toydiff.engine.processes import random_walk
 
     x0 = jnp.tile(jnp.array([[0.3, -0.5]]), (100_000, 1))
     ts, paths = random_walk(key, process, x0, steps=100)

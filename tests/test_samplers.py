@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from toydiff import data
-from toydiff.oracle import gaussian_mixture_oracle, point_set_oracle
-from toydiff.processes import VE
-from toydiff.samplers import SAMPLERS, ddim, ddpm, euler, frame_times, get_sampler, sample
+from toydiff.engine.oracle import gaussian_mixture_oracle, point_set_oracle
+from toydiff.engine.processes import VE
+from toydiff.engine.samplers import SAMPLERS, ddim, ddpm, euler, frame_times, get_sampler, sample
 
 MEAN = np.array([0.5, -0.3])
 COV = np.array([[0.5, 0.2], [0.2, 0.3]])

@@ -8,7 +8,7 @@ import pytest
 from toydiff import data
 from toydiff.errors import ToydiffError, TrainingError
 from toydiff.model import REFERENCE
-from toydiff.networks import init_network
+from toydiff.nets.mlp import init_network
 from toydiff.training import objective, train, train_chunks
 
 SMALL = dataclasses.replace(REFERENCE, steps=600, chunk=200)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from toydiff import widgets
+from toydiff.engine.processes import VE, VP
 from toydiff.errors import ToydiffError
 from toydiff.model import REFERENCE, Model, TrainConfig
-from toydiff.networks import NetConfig
-from toydiff.processes import VE, VP
+from toydiff.nets.mlp import NetConfig
 from toydiff.training import train
 
 SMALL = dataclasses.replace(REFERENCE, steps=300, chunk=150)

@@ -19,20 +19,13 @@ Typical use::
 
 from jax.random import key
 
-from toydiff import _lazy, compilation
+from toydiff import _lazy
+from toydiff.engine import compilation
 
 compilation.enable()
 
-from toydiff import (
-    data,
-    guidance,
-    metrics,
-    networks,
-    objectives,
-    oracle,
-    processes,
-    samplers,
-)
+from toydiff import data, metrics
+from toydiff.engine import guidance, objectives, oracle, processes, samplers
 from toydiff.errors import ToydiffError
 from toydiff.model import (
     FAST,
@@ -43,6 +36,7 @@ from toydiff.model import (
     Model,
     TrainConfig,
 )
+from toydiff.nets import mlp as networks
 from toydiff.training import cached_snapshots, cached_train, train
 
 __all__ = [

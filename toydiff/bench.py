@@ -205,7 +205,8 @@ def processes(steps: int | None = None) -> dict:
     """Two whole training processes, one after the other, on one fresh cache folder.
 
     The first compiles everything; the second reads the compiled programs back from the
-    persistent compilation cache (``toydiff.compilation``), as the next notebook or CLI call does.
+    persistent compilation cache (``toydiff.engine.compilation``), as the next notebook or CLI
+    call does.
     """
     with tempfile.TemporaryDirectory() as cache:
         cold = train_process(cache, pathlib.Path(cache) / "run", steps)

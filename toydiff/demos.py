@@ -36,11 +36,11 @@ from matplotlib.animation import FuncAnimation
 
 from toydiff import data as data_lib
 from toydiff import metrics, viz
+from toydiff.engine.guidance import DEFAULT_NEGATIVE_GUIDANCE
+from toydiff.engine.processes import random_walk
+from toydiff.engine.samplers import frame_times
 from toydiff.errors import ToydiffError
-from toydiff.guidance import DEFAULT_NEGATIVE_GUIDANCE
 from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG, Model, TrainConfig
-from toydiff.processes import random_walk
-from toydiff.samplers import frame_times
 from toydiff.training import cached_train
 
 HEADLINE = ("forward", "phase", "noise", "ddim", "cfg", "negative")

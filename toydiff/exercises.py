@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toydiff import data, guidance, oracle, processes, samplers
+from toydiff import data
+from toydiff.engine import guidance, oracle, processes, samplers
 
 _SEED = 2024  # every checker draws its inputs from key(_SEED + its chapter)
 _N = 64  # rows per test input
@@ -345,7 +346,7 @@ def _add_noise_cases() -> tuple[_Case, ...]:
 def check_add_noise(fn: Callable) -> Feedback:
     """Check ``fn(x0, t, eps) -> xt``: one jump of the reference VE forward process.
 
-    xt = x0 + sigma(t) eps with sigma(t) = 0.01 * 1000**t (``toydiff.processes.VE``).
+    xt = x0 + sigma(t) eps with sigma(t) = 0.01 * 1000**t (``toydiff.engine.processes.VE``).
 
     Args:
         fn: the learner's function; x0 (n, 2), t (n,) and eps (n, 2) are float32 arrays; it
@@ -356,7 +357,8 @@ def check_add_noise(fn: Callable) -> Feedback:
         linear schedule sigma = 10 t; forgot sigma.
     """
     success = (
-        "correct: xt = x0 + sigma(t) eps on the log-linear VE schedule, as toydiff.processes.VE"
+        "correct: xt = x0 + sigma(t) eps on the log-linear VE schedule, "
+        "as toydiff.engine.processes.VE"
     )
     return _check(fn, "add_noise(x0, t, eps)", _add_noise_cases(), success)
 
@@ -397,7 +399,7 @@ def _eps_target_cases() -> tuple[_Case, ...]:
 def check_eps_target(fn: Callable) -> Feedback:
     """Check ``fn(x0, xt, sigma) -> eps``: the total-noise training target.
 
-    eps = (xt - x0) / sigma (``toydiff.processes.VE.eps_from_x0``).
+    eps = (xt - x0) / sigma (``toydiff.engine.processes.VE.eps_from_x0``).
 
     Args:
         fn: the learner's function; x0 (n, 2), xt (n, 2) and sigma (n,) are float32 arrays; it
@@ -478,7 +480,7 @@ def check_exact_denoiser(fn: Callable) -> Feedback:
     """Check ``fn(xt, sigma, data) -> x0_hat``: the exact denoiser E[x0 | xt] of a point set.
 
     x0_hat is the mean of the data points x_i weighted by exp(-|xt - x_i|^2 / (2 sigma^2)),
-    normalised to sum to 1 (``toydiff.oracle.point_set_oracle`` on the VE process).
+    normalised to sum to 1 (``toydiff.engine.oracle.point_set_oracle`` on the VE process).
 
     Args:
         fn: the learner's function; xt (n, 2) and data (m, 2) are float32 arrays and sigma a
@@ -571,7 +573,7 @@ def check_ddpm_step(fn: Callable) -> Feedback:
     """Check ``fn(xt, eps_hat, sigma_t, sigma_r, z) -> x_r``: one VE ancestral (DDPM) step.
 
     x_r = xt - (sigma_t - sigma_r^2 / sigma_t) eps_hat + sigma_r sqrt(1 - sigma_r^2 / sigma_t^2) z,
-    a draw from the posterior q(x_r | xt, x0_hat) (one step of ``toydiff.samplers.ddpm``).
+    a draw from the posterior q(x_r | xt, x0_hat) (one step of ``toydiff.engine.samplers.ddpm``).
 
     Args:
         fn: the learner's function; xt, eps_hat and z are float32 arrays (n, 2) and sigma_t,
@@ -582,7 +584,9 @@ def check_ddpm_step(fn: Callable) -> Feedback:
         instead of the posterior std; sign error on eps_hat; forgot the square root; the DDIM
         step size; the whole DDIM step.
     """
-    success = "correct: your step matches one step of toydiff.samplers.ddpm on the VE process"
+    success = (
+        "correct: your step matches one step of toydiff.engine.samplers.ddpm on the VE process"
+    )
     return _check(fn, "ddpm_step(xt, eps_hat, sigma_t, sigma_r, z)", _ddpm_cases(), success)
 
 
@@ -630,8 +634,8 @@ def _ddim_cases() -> tuple[_Case, ...]:
 def check_ddim_step(fn: Callable) -> Feedback:
     """Check ``fn(xt, eps_hat, sigma_t, sigma_r) -> x_r``: one deterministic VE DDIM step.
 
-    x_r = xt + (sigma_r - sigma_t) eps_hat (one step of ``toydiff.samplers.ddim`` with eta = 0,
-    equal to an Euler step of the probability-flow ODE).
+    x_r = xt + (sigma_r - sigma_t) eps_hat (one step of ``toydiff.engine.samplers.ddim`` with
+    eta = 0, equal to an Euler step of the probability-flow ODE).
 
     Args:
         fn: the learner's function; xt and eps_hat are float32 arrays (n, 2) and sigma_t, sigma_r
@@ -641,7 +645,9 @@ def check_ddim_step(fn: Callable) -> Feedback:
         A ``Feedback``. Named mistakes: sign error; sigma^2 differences; the DDPM step size;
         forgot xt; returned x0_hat.
     """
-    success = "correct: your step matches one step of toydiff.samplers.ddim on the VE process"
+    success = (
+        "correct: your step matches one step of toydiff.engine.samplers.ddim on the VE process"
+    )
     return _check(fn, "ddim_step(xt, eps_hat, sigma_t, sigma_r)", _ddim_cases(), success)
 
 
@@ -707,7 +713,7 @@ def check_cfg(fn: Callable) -> Feedback:
     """Check ``fn(eps_c, eps_u, w) -> eps``: classifier-free guidance, toydiff convention.
 
     eps = eps_u + w (eps_c - eps_u): w = 1 is the conditional prediction and w = 0 the
-    unconditional one (``toydiff.guidance.Guided``).
+    unconditional one (``toydiff.engine.guidance.Guided``).
 
     Args:
         fn: the learner's function; eps_c and eps_u are float32 arrays (n, 2) and w a Python
@@ -717,7 +723,7 @@ def check_cfg(fn: Callable) -> Feedback:
         A ``Feedback``. Named mistakes: the smalldiffusion convention (off by one in w); swapped
         eps_c and eps_u; forgot the base eps_u; sign error.
     """
-    success = "correct: eps_u + w (eps_c - eps_u) matches toydiff.guidance.Guided"
+    success = "correct: eps_u + w (eps_c - eps_u) matches toydiff.engine.guidance.Guided"
     return _check(fn, "cfg(eps_c, eps_u, w)", _cfg_cases(), success)
 
 
@@ -756,7 +762,7 @@ def check_negative(fn: Callable) -> Feedback:
     """Check ``fn(eps_c, eps_neg, w) -> eps``: guidance toward a class and away from a negative.
 
     eps = eps_neg + w (eps_c - eps_neg): classifier-free guidance with the negative prediction in
-    place of the unconditional one (``toydiff.guidance.Guided`` with a negative base).
+    place of the unconditional one (``toydiff.engine.guidance.Guided`` with a negative base).
 
     Args:
         fn: the learner's function; eps_c and eps_neg are float32 arrays (n, 2) and w a Python

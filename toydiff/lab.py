@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from toydiff import training
+from toydiff.engine import cache
 from toydiff.errors import ToydiffError
 from toydiff.images import clip as clip_lib
 from toydiff.images import model as image_model
@@ -296,7 +297,7 @@ CHAPTER_MODELS: tuple[ChapterModel, ...] = (
 
 def _cached_runs() -> set[pathlib.Path]:
     """The runs in the model cache now."""
-    return set(training.cache_dir().glob("*/run.toydiff"))
+    return set(cache.cache_dir().glob("*/run.toydiff"))
 
 
 def warmup(

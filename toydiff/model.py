@@ -8,7 +8,6 @@ guided) and hand it to the samplers and metrics.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import pathlib
 
 import jax
@@ -16,31 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toydiff import checkpoint, limits, samplers
 from toydiff import data as data_lib
+from toydiff.engine import checkpoint
+from toydiff.engine.loop import LR_SCHEDULES
+from toydiff.engine.objectives import check_objective
+from toydiff.engine.oracle import point_set_oracle
+from toydiff.engine.processes import RunSettings
+from toydiff.engine.sampling import Sampling
 from toydiff.errors import CheckpointError, ToydiffError
-from toydiff.guidance import check_negative, check_weight, classifier_free, default_weight
-from toydiff.networks import CONDITIONAL, NetConfig, ScoreMLP
-from toydiff.objectives import NetworkDenoiser, check_objective
-from toydiff.oracle import point_set_oracle
-from toydiff.processes import make_process
-
-
-class RunSettings:
-    """What every run's config (2D or image) shares: a named process and a JSON form."""
-
-    def make_process(self):
-        """The forward process this run trains on."""
-        kwargs = {"sigma_max": self.sigma_max} if self.process == "ve" else {}
-        return make_process(self.process, **kwargs)
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict of the settings."""
-        return dataclasses.asdict(self)
-
-
-LR_SCHEDULES = ("constant", "cosine")
-"""How the learning rate moves over a run (``training._optimizer``)."""
+from toydiff.nets.mlp import CONDITIONAL, NetConfig, ScoreMLP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,246 +150,6 @@ the worst class at w = 1 (cats) reaches 85.7% (83.6%, 82.2%, 88.0%), the worst c
 97.5% (97.5%, 99.1%, 99.2%). The mean at w = 1 is 92.5% (91.5%, 90.8%, 93.7%). Training takes
 about 7 s on two CPU cores, a tenth of REFERENCE_CONDITIONAL's time.
 """
-
-
-class Sampling:
-    """Denoising and sampling, shared by the 2D ``Model`` and the image path's model.
-
-    A subclass provides ``params``, ``graphdef``, ``losses``, ``config`` (with ``data``,
-    ``objective`` and ``make_process()``), ``sample_shape`` (the shape of one sample),
-    ``condition(label)`` (a user's label as the network's condition, None staying None),
-    ``oracle(label)`` (the exact denoiser of the training data, optionally of the label's class),
-    ``conditional`` (whether the run takes labels at all), and for the memory estimate of
-    ``check_sample``, ``network_floats`` (the network's working numbers per sample in one guided
-    step) and ``training_size`` (the number of training examples, which the exact oracle
-    weighs).
-    """
-
-    @property
-    def steps(self) -> int:
-        """Number of training steps done."""
-        return int(self.losses.shape[0])
-
-    @property
-    def process(self):
-        """The forward process the model was trained on."""
-        return self.config.make_process()
-
-    conditional_hint: str = "`toydiff train --labels`"
-    """How to train a run that takes labels (named when an unconditional run is given one)."""
-
-    @property
-    def condition_words(self) -> tuple[str, str]:
-        """What a condition and its negative are called in messages: label and negative."""
-        return ("label", "negative")
-
-    def denoiser(self, label=None, *, exact=False, guidance=None, negative=None):
-        """The denoiser ``(xt, t) -> (x0_hat, eps_hat)`` to sample or draw with.
-
-        Args:
-            label: the condition (a class name or id) to steer toward; None for unconditional.
-            exact: use the exact oracle of the training data instead of the network.
-            guidance: classifier-free guidance weight w (toydiff convention); None means the
-                default (``guidance.default_weight``: 3, or 1.25 with a negative class).
-            negative: the condition to steer away from; it must differ from ``label``.
-
-        Returns:
-            A denoiser pytree.
-
-        Raises:
-            ToydiffError: for an unknown label, a non-finite weight, guidance or a negative on a
-                run trained without labels, guidance without a label, a negative equal to the
-                label, or guidance with --exact. Nothing given is ever silently ignored.
-        """
-        if guidance is not None:
-            guidance = check_weight(guidance)
-        if not self.conditional and (guidance is not None or negative is not None):
-            given = "guidance" if guidance is not None else "a negative"
-            raise ToydiffError(
-                f"this run ({self.config.data}) was trained without labels, so it has no classes "
-                f"to guide by: {given} cannot be used; train one with labels "
-                f"({self.conditional_hint})"
-            )
-        if exact:
-            if negative is not None or guidance is not None:
-                raise ToydiffError("guidance and negative classes need the network, not --exact")
-            return self.oracle(label)
-        label_c, negative_c = self.condition(label), self.condition(negative)
-        same = None
-        if label_c is not None and negative_c is not None:
-            same = _same_condition(label_c, negative_c)
-        check_negative(label, negative, same, self.condition_words)
-        net = NetworkDenoiser(self.params, None, self.graphdef, self.process, self.config.objective)
-        if label_c is None:
-            if guidance is not None:
-                word = self.condition_words[0]
-                raise ToydiffError(
-                    f"guidance w = {guidance:g} needs a {word} to steer toward (--{word}); "
-                    "without one the run samples unguided"
-                )
-            return net
-        w = self.default_guidance(negative_c) if guidance is None else guidance
-        return classifier_free(net, label_c, w, negative_c)
-
-    def default_guidance(self, negative) -> float:
-        """The weight w used when none is given (``guidance.default_weight``)."""
-        return default_weight(negative)
-
-    default_n: int = 2000
-    """Samples drawn when ``sample`` is not told how many (2,000 points; image models draw 64)."""
-
-    sample_chunk: int | None = None
-    """None: one sampler call for any n (the 2D lab). A number: run the sampler on batches of at
-    most this many, each padded to a power of two (from 8), so that every n reuses one of a few
-    compiled programs instead of compiling its own (the image path, where a compile costs
-    seconds and a sample far more than a 2D point)."""
-
-    def working_floats(self, exact: bool = False) -> int:
-        """Working numbers per sample in flight during a step (for ``limits.sample_bytes``).
-
-        The exact oracle holds a few (n, m) arrays for m training points (distances, weights):
-        4 m per sample. The network's own are the subclass's ``network_floats``.
-        """
-        return 4 * self.training_size if exact else self.network_floats
-
-    def _in_flight(self, n: int) -> int | None:
-        """Samples per sampler call: None for one call on all n, else the padded chunk size."""
-        if self.sample_chunk is None:
-            return None
-        return min(self.sample_chunk, max(8, 1 << (n - 1).bit_length()))
-
-    def check_sample(self, n=None, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
-        """Every check ``sample`` makes, without sampling; returns the number of samples.
-
-        Checks the sampler and its options (``samplers.check``: eta only for ddim, in [0, 1]),
-        the steps (at most ``limits.MAX_SAMPLER_STEPS``), n, the labels and guidance
-        (``denoiser``) and the memory the request needs (``limits.check_sample_memory``).
-
-        Args:
-            n, steps, sampler, x_init, options, **kw: as for ``sample``.
-
-        Returns:
-            n (the length of ``x_init`` when one is given).
-
-        Raises:
-            ToydiffError: the first mistake found, naming the bad value and what is allowed.
-        """
-        samplers.check(sampler, steps, options)
-        if x_init is not None:
-            shape = tuple(np.shape(x_init))
-            if shape[1:] != tuple(self.sample_shape):
-                raise ToydiffError(
-                    f"x_init must have shape (n, {', '.join(map(str, self.sample_shape))}), "
-                    f"got {shape}"
-                )
-            n = shape[0]
-        n = limits.check_count(self.default_n if n is None else n)
-        exact = bool(kw.get("exact", False))
-        limits.check_sample_memory(  # first: a huge n is refused before a label per sample
-            n, steps, self.sample_shape, self.working_floats(exact), self._in_flight(n)
-        )
-        label, negative = kw.pop("label", None), kw.pop("negative", None)
-        if self.sample_chunk is not None:
-            label, negative = _per_sample(label, n, "label"), _per_sample(negative, n, "negative")
-        self.denoiser(label=label, negative=negative, **kw)
-        return n
-
-    def sample(self, key, n=None, steps=64, sampler="ddpm", x_init=None, options=None, **kw):
-        """Sample with any sampler; returns the trajectory, shape (steps + 1, n, *sample_shape).
-
-        Args:
-            key: a PRNG key; split into the starting noise and the sampler's noise.
-            n: number of samples (ignored when ``x_init`` is given); ``default_n`` if None.
-            steps: number of sampler steps, 1 to ``limits.MAX_SAMPLER_STEPS``.
-            sampler: one of ``samplers.SAMPLERS``.
-            x_init: starting noise (n, *sample_shape) at t_max; drawn from the prior if None.
-            options: sampler options, e.g. ``{"eta": 0.5}`` for ddim (and only ddim).
-            **kw: passed to ``denoiser`` (label, exact, guidance, negative); ``label`` and
-                ``negative`` may be one value or one per sample.
-
-        Raises:
-            ToydiffError: before any sampling, for anything ``check_sample`` refuses: an unknown
-                sampler, an option it does not take, steps or n out of range, a bad label or
-                weight, or a request that will not fit in the free memory.
-        """
-        n = self.check_sample(n, steps, sampler, x_init, options, **kw)
-        if self.sample_chunk is None:
-            denoiser = self.denoiser(**kw)
-            return samplers.sample(
-                key,
-                denoiser,
-                self.process,
-                n,
-                steps,
-                sampler,
-                self.sample_shape,
-                x_init,
-                **(options or {}),
-            )
-        k_prior, k_run = jax.random.split(key)
-        label, negative = kw.pop("label", None), kw.pop("negative", None)
-        label, negative = _per_sample(label, n, "label"), _per_sample(negative, n, "negative")
-        size = self._in_flight(n)
-        pad = -n % size
-        if x_init is None:  # drawn chunk by chunk, so the draw compiles once per chunk size too
-            shape = (size, *self.sample_shape)
-            x_init = jnp.concatenate(
-                [_prior_chunk(self.process, k_prior, i, shape) for i in range((n + pad) // size)]
-            )
-        else:
-            x_init = jnp.asarray(x_init, jnp.float32)
-            x_init = jnp.concatenate([x_init, jnp.zeros((pad, *x_init.shape[1:]), jnp.float32)])
-        label, negative = _pad(label, pad), _pad(negative, pad)
-        parts = []
-        for i, start in enumerate(range(0, n + pad, size)):
-            part = slice(start, start + size)
-            denoiser = self.denoiser(
-                label=None if label is None else label[part],
-                negative=None if negative is None else negative[part],
-                **kw,
-            )
-            traj = samplers.get_sampler(sampler)(
-                jax.random.fold_in(k_run, i), denoiser, self.process, x_init[part], steps,
-                **(options or {}),
-            )  # fmt: skip
-            parts.append(traj)
-        return jnp.concatenate(parts, axis=1)[:, :n]
-
-
-@functools.partial(jax.jit, static_argnames=("process", "shape"))
-def _prior_chunk(process, key, i, shape):
-    """Chunk i's starting noise: the prior drawn with ``fold_in(key, i)``, shape ``shape``.
-
-    One compiled program per chunk shape; op by op, the fold, the draw and the scaling each
-    compiled their own, about 1.5 s for every new shape on a 2-core laptop.
-    """
-    return process.prior(jax.random.fold_in(key, i), shape)
-
-
-def _same_condition(a, b) -> np.ndarray:
-    """Where two conditions are the same: class ids compare as numbers, embeddings (float
-    vectors on the last axis) as whole vectors. One bool, or one per sample."""
-    a, b = np.asarray(a), np.asarray(b)
-    same = a == b
-    if a.dtype.kind == "f" and same.ndim:
-        same = same.all(axis=-1)
-    return same
-
-
-def _per_sample(label, n: int, what: str):
-    """One label per sample, as a list of length n (None stays None)."""
-    if label is None:
-        return None
-    if isinstance(label, list | tuple | np.ndarray):
-        if len(label) != n:
-            raise ToydiffError(f"{len(label)} {what}s given for {n} samples; give one, or one each")
-        return list(label)
-    return [label] * n
-
-
-def _pad(labels, pad: int):
-    """Repeat the last label to fill the padding samples (their images are dropped)."""
-    return None if labels is None else labels + labels[-1:] * pad
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

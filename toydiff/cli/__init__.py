@@ -62,8 +62,8 @@ def _key(seed: int):
 
 
 def cmd_train(args):
-    from toydiff import checkpoint
     from toydiff import data as data_lib
+    from toydiff.engine import checkpoint
     from toydiff.model import FAST, REFERENCE, REFERENCE_CONDITIONAL
     from toydiff.training import check_config, train
 
@@ -124,8 +124,8 @@ def check_run(run: str, model, **request) -> None:
 def cmd_sample(args):
     import jax
 
-    from toydiff import guidance, limits, samplers
     from toydiff.cli.args import output_file
+    from toydiff.engine import guidance, limits, samplers
     from toydiff.model import Model
 
     # Everything that needs no model, before the run is even read.
@@ -249,9 +249,9 @@ def cmd_eval(args):
 def cmd_phase(args):
     from toydiff import data as data_lib
     from toydiff import metrics
+    from toydiff.engine.oracle import exact_field, point_set_oracle
+    from toydiff.engine.processes import VE
     from toydiff.model import Model
-    from toydiff.oracle import exact_field, point_set_oracle
-    from toydiff.processes import VE
 
     if args.run is not None and args.data is not None:
         raise ToydiffError(
@@ -323,7 +323,8 @@ def cmd_bench(args):
 
 
 def cmd_demo(args):
-    from toydiff import checkpoint, demos
+    from toydiff import demos
+    from toydiff.engine import checkpoint
 
     if (args.name is None) == (not args.all):
         raise ToydiffError(
@@ -351,9 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The toydiff argument parser, with one sub-command per verb."""
     from toydiff.cli import clip, images, lab
     from toydiff.cli.args import finite, positive, seed
-    from toydiff.limits import MAX_SAMPLER_STEPS
-    from toydiff.objectives import OBJECTIVES
-    from toydiff.samplers import SAMPLERS
+    from toydiff.engine.limits import MAX_SAMPLER_STEPS
+    from toydiff.engine.objectives import OBJECTIVES
+    from toydiff.engine.samplers import SAMPLERS
 
     parser = _Parser(prog="toydiff", description="An interactive toy-diffusion lab.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)

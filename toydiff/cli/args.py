@@ -12,7 +12,7 @@ import argparse
 import math
 import pathlib
 
-from toydiff import checkpoint, limits
+from toydiff.engine import checkpoint, limits
 from toydiff.errors import ToydiffError
 
 

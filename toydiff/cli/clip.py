@@ -30,9 +30,9 @@ def _model(path):
 
 
 def cmd_train(args):
-    from toydiff import checkpoint
+    from toydiff.engine import checkpoint
+    from toydiff.engine.loop import check_settings
     from toydiff.images import clip, shared_space
-    from toydiff.training import check_settings
 
     changes = {
         k: getattr(args, k) for k in ("steps", "seed", "size") if getattr(args, k) is not None

@@ -97,7 +97,7 @@ def cmd_train(args):
 
 def _train(args) -> dict | None:
     """Train as the arguments say; the report for process 0, None for the others."""
-    from toydiff.images import parallel
+    from toydiff.engine import parallel
 
     parallel.initialize(args.distributed, args.coordinator, args.num_processes, args.process_id)
 
@@ -139,8 +139,8 @@ def _train(args) -> dict | None:
 def cmd_sample(args):
     import jax
 
-    from toydiff import guidance, limits, samplers
     from toydiff.cli import check_run
+    from toydiff.engine import guidance, limits, samplers
     from toydiff.images import viz
     from toydiff.images.model import ImageModel
 
@@ -276,9 +276,9 @@ def _fmt(key, value) -> str:
 
 def add_parser(sub, verb) -> None:
     """Add ``toydiff images {train, sample, eval}`` to the CLI's sub-parsers."""
-    from toydiff.images.unet import CONVS, DTYPES
-    from toydiff.limits import MAX_SAMPLER_STEPS
-    from toydiff.samplers import SAMPLERS
+    from toydiff.engine.limits import MAX_SAMPLER_STEPS
+    from toydiff.engine.samplers import SAMPLERS
+    from toydiff.nets.unet import CONVS, DTYPES
 
     group = sub.add_parser("images", help="the image path: digits and shapes")
     verbs = group.add_subparsers(dest="images_verb", required=True, parser_class=type(group))

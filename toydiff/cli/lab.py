@@ -68,8 +68,9 @@ def _chapters(chapters) -> str:
 
 
 def cmd_warmup(args):
-    from toydiff import checkpoint, lab
-    from toydiff.training import cache_dir
+    from toydiff import lab
+    from toydiff.engine import checkpoint
+    from toydiff.engine.cache import cache_dir
 
     models = lab.CHAPTER_MODELS
     if args.list:

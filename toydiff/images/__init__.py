@@ -21,17 +21,11 @@ Typical use::
 from jax.random import key
 
 from toydiff import _lazy
-from toydiff.images import (
-    clip,
-    data,
-    judge,
-    parallel,
-    shared_space,
-    text,
-    unet,
-)
+from toydiff.engine import parallel
+from toydiff.images import clip, data, judge, shared_space, text
 from toydiff.images.model import DIGITS, SHAPES, ImageModel, ImageTrainConfig, image_config
 from toydiff.images.training import cached_train, text_model, text_prompts, train
+from toydiff.nets import unet
 
 __all__ = [
     "DIGITS",

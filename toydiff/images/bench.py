@@ -18,9 +18,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from toydiff.bench import machine
-from toydiff.images import clip, parallel, training
+from toydiff.engine import parallel
+from toydiff.images import clip, training
 from toydiff.images.model import abstract_network, image_config, param_count
-from toydiff.images.unet import forward_flops
+from toydiff.nets.unet import forward_flops
 
 PEAK_BF16 = {  # dense bf16 tensor FLOP/s, from the vendors' data sheets
     "H200": 989e12,

@@ -34,12 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toydiff import checkpoint
+from toydiff.engine import checkpoint, parallel
 from toydiff.errors import CheckpointError, ToydiffError
 from toydiff.images import data as image_data
-from toydiff.images import parallel, text
-from toydiff.images.layers import Conv3x3, Dense, GroupNorm
-from toydiff.images.unet import downsample
+from toydiff.images import text
+from toydiff.nets.layers import Conv3x3, Dense, GroupNorm
+from toydiff.nets.unet import downsample
 
 KIND = "clip"
 MAX_SCALE = 100.0

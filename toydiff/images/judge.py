@@ -290,7 +290,7 @@ def negative_effect(model, *, w=None, pairs=1, n=1500, key=None, **kw) -> dict:
         {"w", "pairs": [(class, rival, confusion at w = 1)], "plain_share", "negative_share"
         (judged as the rival, over all pairs), "plain_accuracy", "negative_accuracy"}.
     """
-    from toydiff.guidance import DEFAULT_NEGATIVE_GUIDANCE
+    from toydiff.engine.guidance import DEFAULT_NEGATIVE_GUIDANCE
 
     w = DEFAULT_NEGATIVE_GUIDANCE if w is None else w
     names = model.class_names
@@ -412,7 +412,7 @@ def negative_prompt_effect(model, prompts=NEGATIVE_PROMPTS, *, n=32, w=None, key
         {"per_prompt": [{"prompt", "plain_hat_share", "negative_hat_share", ...}],
         "plain_hat_share", "negative_hat_share", "negative_prompt_accuracy"}.
     """
-    from toydiff.guidance import DEFAULT_GUIDANCE, IMAGE_NEGATIVE_GUIDANCE
+    from toydiff.engine.guidance import DEFAULT_GUIDANCE, IMAGE_NEGATIVE_GUIDANCE
 
     w = IMAGE_NEGATIVE_GUIDANCE if w is None else w
     negatives = [f"{p} wearing a hat" for p in prompts]

@@ -1,8 +1,8 @@
 """A trained image model: its settings, U-Net parameters and loss history in one object.
 
 ``ImageModel`` is the image path's ``toydiff.model.Model``: it shares its ``denoiser`` and
-``sample`` (``toydiff.model.Sampling``), so guidance, negative classes, every sampler and the
-exact oracle are the 2D lab's own, now over samples of shape (H, W, C).
+``sample`` (``toydiff.engine.sampling.Sampling``), so guidance, negative classes, every sampler
+and the exact oracle are the 2D lab's own, now over samples of shape (H, W, C).
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toydiff import checkpoint
+from toydiff.engine import checkpoint
+from toydiff.engine.guidance import DEFAULT_GUIDANCE, IMAGE_NEGATIVE_GUIDANCE
+from toydiff.engine.objectives import check_objective
+from toydiff.engine.oracle import point_set_oracle
+from toydiff.engine.processes import RunSettings
+from toydiff.engine.sampling import Sampling
 from toydiff.errors import CheckpointError, ToydiffError
-from toydiff.guidance import DEFAULT_GUIDANCE, IMAGE_NEGATIVE_GUIDANCE
 from toydiff.images import data as image_data
 from toydiff.images import text
-from toydiff.images.unet import UNet, UNetConfig
-from toydiff.model import RunSettings, Sampling
-from toydiff.objectives import check_objective
-from toydiff.oracle import point_set_oracle
+from toydiff.nets.unet import UNet, UNetConfig
 
 KIND = "images"
 CONDITIONS = ("class", "text", "none")

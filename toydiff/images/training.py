@@ -2,12 +2,12 @@
 
 Nothing here is a second training loop. ``train_chunks`` builds the U-Net, replicates its
 weights over the device mesh, lays the training images out in lanes (``parallel.Lanes``) and
-hands all of it to ``toydiff.training.run_chunks``, the compiled ``lax.scan`` loop the 2D lab
+hands all of it to ``toydiff.engine.loop.run_chunks``, the compiled ``lax.scan`` loop the 2D lab
 trains with. What it adds is the bookkeeping of long runs:
 
 - Every ``checkpoint_every`` steps, process 0 writes the whole training state (weights, their
   average, the optimiser state and the loss history) atomically to ``DIR/state.toydiff``, with
-  ``toydiff.checkpoint``. We use our own format rather than orbax-checkpoint: the weights are
+  ``toydiff.engine.checkpoint``. We use our own format rather than orbax-checkpoint: the weights are
   replicated and small (megabytes), so one process can write them whole; the format is already
   atomic, pickle-free and tested; and it keeps start-up light. Orbax's strengths (sharded,
   asynchronous writes of huge arrays from many hosts) would serve a model far larger than these.
@@ -27,10 +27,20 @@ import jax
 import numpy as np
 from flax import nnx
 
-from toydiff import checkpoint
+from toydiff.engine import checkpoint, parallel
+from toydiff.engine.cache import cached, code_fingerprint
+from toydiff.engine.loop import (
+    TrainState,
+    check_settings,
+    follow,
+    init_state,
+    optimizer,
+    run_chunks,
+    timing,
+)
 from toydiff.errors import CheckpointError, ToydiffError
 from toydiff.images import data as image_data
-from toydiff.images import parallel, text
+from toydiff.images import text
 from toydiff.images.model import (
     DIGITS,
     ImageModel,
@@ -43,17 +53,6 @@ from toydiff.images.model import (
     init_params,
     load_split,
     restore,
-)
-from toydiff.training import (
-    TrainState,
-    _optimizer,
-    _timing,
-    cached,
-    check_settings,
-    follow,
-    init_state,
-    run_chunks,
-    source_hash,
 )
 
 STATE_FILE = "state.toydiff"
@@ -126,7 +125,7 @@ def _checked_clip(config: ImageTrainConfig):
 
 def check_config(config: ImageTrainConfig, mesh) -> None:
     """Raise ToydiffError, before any work, for settings no run can train with
-    (``toydiff.training.check_settings``) or a batch the data or the devices cannot give."""
+    (``toydiff.engine.loop.check_settings``) or a batch the data or the devices cannot give."""
     check_settings(config)
     check_batch_size(config.batch_size, n_train(config), mesh)
 
@@ -206,7 +205,7 @@ def load_state(directory, config: ImageTrainConfig) -> tuple[TrainState, list, i
     _, template = abstract_network(config.net)
     params = restore(template, run.params["params"], path)
     ema = restore(template, run.params["ema"], path)
-    opt_template = jax.eval_shape(_optimizer(config).init, params)
+    opt_template = jax.eval_shape(optimizer(config).init, params)
     leaves = [run.params["opt"][i] for i in range(len(run.params["opt"]))]
     opt_state = jax.tree.unflatten(jax.tree.structure(opt_template), leaves)
     step = int(run.config["step"])
@@ -255,7 +254,7 @@ def train_chunks(
         losses.append(chunk_losses)
         if writer and (state.step == config.steps or _due(state.step, checkpoint_every)):
             save_state(out, config, state, losses)
-        yield _snapshot(config, graphdef, state, losses, _timing(progress))
+        yield _snapshot(config, graphdef, state, losses, timing(progress))
 
 
 def _snapshot(config, graphdef, state: TrainState, losses, timing) -> ImageModel:
@@ -339,7 +338,7 @@ def cached_train(config: ImageTrainConfig = DIGITS, *, progress: bool = True) ->
     The cache key covers the config, the data's fingerprint and toydiff's source code.
     """
     return cached(
-        [config.to_dict(), fingerprint(config), source_hash("images")],
+        [config.to_dict(), fingerprint(config), code_fingerprint("toydiff.images.training")],
         ImageModel.load,
         lambda: train(config, progress=progress),
     )

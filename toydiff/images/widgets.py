@@ -12,9 +12,9 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
-from toydiff import samplers
+from toydiff.engine import samplers
+from toydiff.engine.guidance import check_negative, classifier_free
 from toydiff.errors import ToydiffError
-from toydiff.guidance import check_negative, classifier_free
 from toydiff.images.judge import judge_for
 from toydiff.images.viz import tile
 from toydiff.widgets._base import _SLIDER, _check_choice, _check_range, _Explorer

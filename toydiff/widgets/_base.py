@@ -17,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image as PILImage
 
 from toydiff import viz
+from toydiff.engine.oracle import exact_field
 from toydiff.errors import ToydiffError
-from toydiff.oracle import exact_field
 
 WIDGETS = (
     "field_explorer",

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toydiff import metrics, samplers, viz
+from toydiff import metrics, viz
+from toydiff.engine import samplers
 from toydiff.model import Model
 from toydiff.widgets._base import (
     _TIMES,

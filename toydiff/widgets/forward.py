@@ -11,8 +11,8 @@ from matplotlib.colors import to_rgba_array
 
 from toydiff import data as data_lib
 from toydiff import viz
+from toydiff.engine.processes import VE, random_walk
 from toydiff.errors import ToydiffError
-from toydiff.processes import VE, random_walk
 from toydiff.widgets._base import (
     DRAWN_WALKERS,
     TAIL,

@@ -7,9 +7,10 @@ import jax
 import numpy as np
 from matplotlib.colors import to_rgba_array
 
-from toydiff import metrics, samplers, viz
+from toydiff import metrics, viz
+from toydiff.engine import samplers
+from toydiff.engine.guidance import check_negative, classifier_free, default_weight
 from toydiff.errors import ToydiffError
-from toydiff.guidance import check_negative, classifier_free, default_weight
 from toydiff.model import Model
 from toydiff.widgets._base import (
     _SLIDER,

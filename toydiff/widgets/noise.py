@@ -11,10 +11,11 @@ import numpy as np
 from matplotlib.collections import LineCollection
 
 from toydiff import data as data_lib
-from toydiff import metrics, samplers, viz
+from toydiff import metrics, viz
+from toydiff.engine import samplers
+from toydiff.engine.oracle import point_set_oracle
+from toydiff.engine.processes import VE
 from toydiff.errors import ToydiffError
-from toydiff.oracle import point_set_oracle
-from toydiff.processes import VE
 from toydiff.widgets._base import PATH_STEPS, _Explorer, _field
 
 INSIDE = 0.1  # a draw is "inside" a cluster within this distance of a good image (chapter 2)

@@ -6,7 +6,8 @@ import ipywidgets as widgets
 import jax
 import numpy as np
 
-from toydiff import metrics, samplers, viz
+from toydiff import metrics, viz
+from toydiff.engine import samplers
 from toydiff.errors import ToydiffError
 from toydiff.widgets._base import _SLIDER, _check_choice, _Explorer
 

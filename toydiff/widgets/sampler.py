@@ -9,7 +9,8 @@ import jax
 import numpy as np
 from matplotlib.collections import LineCollection
 
-from toydiff import samplers, viz
+from toydiff import viz
+from toydiff.engine import samplers
 from toydiff.errors import ToydiffError
 from toydiff.model import Model
 from toydiff.widgets._base import (

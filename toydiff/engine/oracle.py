@@ -17,7 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from toydiff.processes import _bcast
+from toydiff.engine.processes import _bcast
 
 
 @functools.partial(

@@ -26,7 +26,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from toydiff import limits
+from toydiff.engine import limits
 from toydiff.errors import ToydiffError
 
 SAMPLERS = ("ddpm", "ddpm-nonoise", "ddim", "euler", "heun", "sde")

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toydiff.images.layers import CONVS, Conv3x3, Dense, GroupNorm, make_conditioner
+from toydiff.nets.layers import CONVS, Conv3x3, Dense, GroupNorm, make_conditioner
 
 DTYPES = ("float32", "bfloat16")
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from toydiff.processes import _bcast
+from toydiff.engine.processes import _bcast
 
 OBJECTIVES = ("eps", "x0", "v", "velocity", "naive")
 _PREDICTION_OF = {"eps": "eps", "x0": "x0", "v": "v", "velocity": "velocity", "naive": "eps"}

@@ -334,3 +334,20 @@ def make_process(name: str, **kwargs) -> _Gaussian:
     if name == "flow":
         return Flow(**kwargs)
     raise ValueError(f"unknown process {name!r}; expected one of ve, vp, vp-cosine, flow")
+
+
+class RunSettings:
+    """What every run's config (2D or image) shares: a named process and a JSON form.
+
+    A config that mixes this in has ``process`` (a name for ``make_process``) and ``sigma_max``
+    (the VE process's largest noise level, ignored by the others).
+    """
+
+    def make_process(self):
+        """The forward process this run trains on."""
+        kwargs = {"sigma_max": self.sigma_max} if self.process == "ve" else {}
+        return make_process(self.process, **kwargs)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of the settings."""
+        return dataclasses.asdict(self)
