@@ -283,8 +283,10 @@ class Sampling:
         parts = []
         for i, start in enumerate(range(0, n + pad, size)):
             part = slice(start, start + size)
-            if x_init is None:  # drawn chunk by chunk: the draw compiles once per chunk size
-                x0 = _prior(self.process, k_prior, i, (size, *self.sample_shape), chunked)
+            if x_init is None and chunked:  # one compiled draw per chunk size
+                x0 = _prior_chunk(self.process, k_prior, i, (size, *self.sample_shape))
+            elif x_init is None:  # one draw, op by op, as ``samplers.sample`` draws it
+                x0 = self.process.prior(k_prior, (size, *self.sample_shape))
             else:
                 x0 = x_init[part]
             denoiser = self._chunk_denoiser(request, part, pad)
@@ -330,15 +332,16 @@ class Sampling:
         return self.run(key, self.check_sample(n, steps, sampler, x_init, options, **kw))
 
 
-@functools.partial(jax.jit, static_argnames=("process", "shape", "fold"))
-def _prior(process, key, i, shape, fold):
-    """A chunk's starting noise, shape ``shape``: the prior drawn with ``key``, or with
-    ``fold_in(key, i)`` when ``fold`` (chunk i of a chunking model).
+@functools.partial(jax.jit, static_argnames=("process", "shape"))
+def _prior_chunk(process, key, i, shape):
+    """Chunk i's starting noise: the prior drawn with ``fold_in(key, i)``, shape ``shape``.
 
     One compiled program per chunk shape; op by op, the fold, the draw and the scaling each
-    compiled their own, about 1.5 s for every new shape on a 2-core laptop.
+    compiled their own, about 1.5 s for every new shape on a 2-core laptop. (Compiled, the draw
+    can differ from the op-by-op one in its last bits, which is why a model that samples in one
+    chunk keeps the op-by-op draw of ``samplers.sample``.)
     """
-    return process.prior(jax.random.fold_in(key, i) if fold else key, shape)
+    return process.prior(jax.random.fold_in(key, i), shape)
 
 
 def _same_condition(a, b) -> np.ndarray:
