@@ -32,7 +32,7 @@ from toydiff import training
 from toydiff.engine import cache
 from toydiff.errors import ToydiffError
 from toydiff.images import clip as clip_lib
-from toydiff.images import model as image_model
+from toydiff.images import data as image_data
 from toydiff.images import training as image_training
 from toydiff.model import GUIDANCE_DEMO, REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG
 
@@ -287,10 +287,17 @@ CHAPTER_MODELS: tuple[ChapterModel, ...] = (
     ),
     ChapterModel("3-class spiral, weakly conditioned", (8,), "2d", GUIDANCE_DEMO),
     ChapterModel("3-class spiral", (9,), "2d", REFERENCE_CONDITIONAL),
-    ChapterModel("toy CLIP on shapes", (1, 11), "clip", clip_lib.clip_config("shapes")),
-    ChapterModel("toy CLIP on digits", (1,), "clip", clip_lib.clip_config("digits")),
-    ChapterModel("digits U-Net", (10,), "image", image_model.DIGITS),
-    ChapterModel("shapes U-Net", (10,), "image", image_model.SHAPES),
+    # The image data sets' models, as their specs name them (images/data/*.py).
+    *(
+        ChapterModel(f"toy CLIP on {name}", spec.clip_chapters, "clip", spec.clip_recipe)
+        for name, spec in image_data.REGISTRY.items()
+        if spec.clip_chapters
+    ),
+    *(
+        ChapterModel(f"{name} U-Net", spec.chapters, "image", spec.recipe)
+        for name, spec in image_data.REGISTRY.items()
+        if spec.chapters
+    ),
     ChapterModel("text-to-image shapes U-Net", (11,), "text", clip_lib.clip_config("shapes")),
 )
 

@@ -39,8 +39,6 @@ def cmd_train(args):
     }
     if args.batch is not None:
         changes["batch_size"] = args.batch
-    if args.data == "digits" and args.size not in (None, 8):
-        raise ToydiffError(f"digits are 8x8; --size {args.size} cannot be used with them")
     config = clip.clip_config(args.data, **changes)
     check_settings(config)
     checkpoint.check_output(args.out, overwrite=args.overwrite)  # before training, not after
@@ -105,7 +103,7 @@ def cmd_classify(args):
     else:
         from toydiff.images import data as image_data
 
-        values = image_data.meta(model.config.data)["values"]
+        values = image_data.spec(model.config.data).attributes
         if args.attribute not in values:
             raise ToydiffError(
                 f"unknown attribute {args.attribute!r}; allowed: {', '.join(values)}"
@@ -148,16 +146,19 @@ def cmd_nearest(args):
 def add_parser(sub, verb) -> None:
     """Add ``toydiff clip {train, similarity, classify, nearest-words}``."""
     from toydiff.cli.args import positive, seed
+    from toydiff.images import data as image_data
 
     group = sub.add_parser("clip", help="the toy CLIP: a shared space for words and pictures")
     verbs = group.add_subparsers(dest="clip_verb", required=True, parser_class=type(group))
 
-    p = verb(verbs, "train", cmd_train, "train a toy CLIP on shapes or digits with their captions")
-    p.add_argument("--data", required=True, choices=("shapes", "digits"))
+    captioned = {n: s for n, s in image_data.REGISTRY.items() if s.captioned}
+    steps = ", ".join(f"{s.clip_recipe.steps} {n}" for n, s in captioned.items())
+    p = verb(verbs, "train", cmd_train, "train a toy CLIP on images and their captions")
+    p.add_argument("--data", required=True, choices=tuple(captioned))
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--steps", type=positive, help="training steps (500 shapes, 300 digits)")
+    p.add_argument("--steps", type=positive, help=f"training steps ({steps})")
     p.add_argument("--batch", type=positive, help="batch size (256)")
-    p.add_argument("--size", type=int, help="shapes image size (16)")
+    p.add_argument("--size", type=int, help="image size, for a data set drawn at any size")
     p.add_argument("--seed", type=seed)
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -244,11 +244,13 @@ def cmd_eval(args):
     if label_by is None and "label_by" in arrays:
         label_by = str(arrays["label_by"])
     x = arrays["x"]
-    info = image_data.meta(args.data, x.shape[1] if args.data == "shapes" else None, label_by)
-    if tuple(x.shape[1:]) != info["shape"]:
+    spec = image_data.spec(args.data)
+    label_by = spec.check_label_by(label_by)
+    want = spec.shape(x.shape[1] if spec.max_size else None)
+    if tuple(x.shape[1:]) != want:
         raise ToydiffError(
             f"{args.samples} holds images of shape {x.shape[1:]}, but {args.data} images are "
-            f"{info['shape']}"
+            f"{want}"
         )
     prompt = args.prompt
     if prompt is None and args.label is None and "prompt" in arrays:
@@ -265,9 +267,28 @@ def cmd_eval(args):
         raise ToydiffError(
             "eval needs --label NAME or --prompt TEXT (what the images were asked to be)"
         )
-    image_data.class_id(label, info["class_names"], info["label_by"], args.data)
-    result = judge.evaluate(x, args.data, label, label_by=info["label_by"])
+    image_data.class_id(label, spec.attributes[label_by], label_by, args.data)
+    result = judge.evaluate(x, args.data, label, label_by=label_by)
     _emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
+
+
+def _sizes() -> str:
+    """The image sizes of the data sets, for --help."""
+    from toydiff.images import data as image_data
+
+    return "; ".join(
+        f"{name}: even, 8..{s.max_size}, default {s.size}" if s.max_size else f"{name}: {s.size}"
+        for name, s in image_data.REGISTRY.items()
+    )
+
+
+def _attributes() -> str:
+    """The class attributes of the data sets, for --help."""
+    from toydiff.images import data as image_data
+
+    return "; ".join(
+        f"{name}: {', '.join(s.attributes)}" for name, s in image_data.REGISTRY.items()
+    )
 
 
 def _fmt(key, value) -> str:
@@ -278,17 +299,20 @@ def add_parser(sub, verb) -> None:
     """Add ``toydiff images {train, sample, eval}`` to the CLI's sub-parsers."""
     from toydiff.engine.limits import MAX_SAMPLER_STEPS
     from toydiff.engine.samplers import SAMPLERS
+    from toydiff.images import data as image_data
+    from toydiff.images.config import CONDITIONS
     from toydiff.nets.unet import CONVS, DTYPES
 
-    group = sub.add_parser("images", help="the image path: digits and shapes")
+    names = image_data.NAMES
+    group = sub.add_parser("images", help=f"the image path: {', '.join(names)}")
     verbs = group.add_subparsers(dest="images_verb", required=True, parser_class=type(group))
 
-    p = verb(verbs, "train", cmd_train, "train a class-conditional U-Net on digits or shapes")
-    p.add_argument("--data", required=True, choices=("digits", "shapes"))
+    p = verb(verbs, "train", cmd_train, f"train a U-Net on an image data set ({', '.join(names)})")
+    p.add_argument("--data", required=True, choices=names)
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--size", type=int, help="image size (shapes: even, 8..64; default 16)")
-    p.add_argument("--label-by", help="class attribute (digit; shape, colour, size or hat)")
-    p.add_argument("--condition", choices=("class", "text", "none"), default="class")
+    p.add_argument("--size", type=int, help=f"image size ({_sizes()})")
+    p.add_argument("--label-by", help=f"class attribute ({_attributes()})")
+    p.add_argument("--condition", choices=CONDITIONS, default="class")
     p.add_argument("--clip", help="toy CLIP run for --condition text (`toydiff clip train`)")
     p.add_argument("--steps", type=positive, help="training steps")
     p.add_argument("--batch", type=positive, help="global batch (a multiple of the devices)")
@@ -332,7 +356,7 @@ def add_parser(sub, verb) -> None:
 
     p = verb(verbs, "eval", cmd_eval, "judge images: accuracy, diversity, novelty")
     p.add_argument("samples", help=".npz file made by `toydiff images sample`")
-    p.add_argument("--data", required=True, choices=("digits", "shapes"))
+    p.add_argument("--data", required=True, choices=names)
     p.add_argument("--label", help="class the images were asked to be (default: from the file)")
     p.add_argument("--prompt", help="prompt the images were drawn for (default: from the file)")
     p.add_argument("--label-by", help="class attribute (default: from the file)")

@@ -52,14 +52,14 @@ def init_state(config, params) -> TrainState:
     return TrainState(0, params, params, optimizer(config).init(params))
 
 
-def objective(config) -> Callable:
-    """What a config trains: ``loss(params, graphdef, key, x0, cond) -> (loss, per_example)``.
+def objective(config, loss: Callable | None = None) -> Callable:
+    """What a run trains: ``loss(params, graphdef, key, x0, cond) -> (loss, per_example)``.
 
-    A config with a ``loss_fn()`` method brings its own (the toy CLIP's contrastive loss);
-    every other config trains the diffusion objective it names (``objectives.loss_fn``).
+    ``loss`` when one is given (the toy CLIP's contrastive loss); else the diffusion objective
+    the config names (``objectives.loss_fn`` with its process, objective and label dropout).
     """
-    if hasattr(config, "loss_fn"):
-        return config.loss_fn()
+    if loss is not None:
+        return loss
     return functools.partial(
         loss_fn,
         process=config.make_process(),
@@ -70,21 +70,21 @@ def objective(config) -> Callable:
 
 
 # No buffer donation: a chunk's snapshot must stay valid if the next chunk is interrupted.
-@functools.partial(jax.jit, static_argnames=("graphdef", "config", "length"))
-def _run_chunk(params, ema, opt_state, key, start, source, *, graphdef, config, length):
+@functools.partial(jax.jit, static_argnames=("graphdef", "config", "length", "loss"))
+def _run_chunk(params, ema, opt_state, key, start, source, *, graphdef, config, length, loss):
     """Run ``length`` AdamW steps from ``start``; returns params, ema, opt_state, losses."""
     opt = optimizer(config)
-    grad_fn = jax.value_and_grad(objective(config), has_aux=True)
+    grad_fn = jax.value_and_grad(objective(config, loss), has_aux=True)
 
     def body(carry, i):
         params, ema, opt_state = carry
         k_batch, k_loss = jax.random.split(jax.random.fold_in(key, start + i))
         xb, lb = source.draw(k_batch)
-        (loss, _), grads = grad_fn(params, graphdef, k_loss, xb, lb)
+        (value, _), grads = grad_fn(params, graphdef, k_loss, xb, lb)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         ema = jax.tree.map(lambda e, p: config.ema * e + (1 - config.ema) * p, ema, params)
-        return (params, ema, opt_state), loss
+        return (params, ema, opt_state), value
 
     carry, losses = jax.lax.scan(body, (params, ema, opt_state), jnp.arange(length))
     return (*carry, losses)
@@ -137,24 +137,37 @@ def _next_stop(step: int, total: int, *periods: int | None) -> int:
 
 
 def run_chunks(
-    config, graphdef, source, state: TrainState, key, *, every: int | None = None
+    config,
+    graphdef,
+    source,
+    state: TrainState,
+    key,
+    *,
+    loss: Callable | None = None,
+    chunk: int | None = None,
+    every: int | None = None,
 ) -> Iterator[tuple[TrainState, np.ndarray, Progress]]:
     """The training engine: advance ``state`` to ``config.steps`` in compiled chunks.
 
-    Both the 2D lab and the image path train through this one loop. Chunk boundaries sit at
-    multiples of ``config.chunk`` (and of ``every``, where checkpoints go), counted from step 0,
-    so a run resumed from a checkpoint runs exactly the chunks an uninterrupted run does.
+    The 2D lab, the image path and the toy CLIP all train through this one loop. Chunk
+    boundaries sit at multiples of the chunk length (and of ``every``, where checkpoints go),
+    counted from step 0, so a run resumed from a checkpoint runs exactly the chunks an
+    uninterrupted run does.
 
     Args:
         config: a frozen config with ``steps``, ``chunk``, ``lr``, ``weight_decay``, ``ema``,
-            and either ``objective``, ``naive_dt``, ``cond_drop`` and ``make_process()`` (a
-            diffusion model) or ``loss_fn()`` (see ``objective``); hashable, since the compiled
-            chunk is specialised on it.
+            and, unless ``loss`` is given, ``objective``, ``naive_dt``, ``cond_drop`` and
+            ``make_process()`` (a diffusion model); hashable, since the compiled chunk is
+            specialised on it.
         graphdef: the network's graph definition.
         source: a pytree with ``draw(key) -> (x0, labels)`` (``Resample``, or the image path's
             lanes); its arrays may be sharded over a mesh, and the parameters replicated.
         state: where to start (``init_state`` for a new run).
         key: the run's key; step i draws from ``fold_in(key, i)``.
+        loss: the loss to train instead of the config's diffusion objective (see
+            ``objective``); a hashable function.
+        chunk: steps per chunk (default ``config.chunk``): a run with checkpoints every k
+            steps chunks by a divisor of k, and a resumed run by the chunk it began with.
         every: an extra period of chunk boundaries (the checkpoint period), or None.
 
     Yields:
@@ -166,12 +179,15 @@ def run_chunks(
     """
     progress = Progress()
     compiled: dict[int, Callable] = {}
+    chunk = config.chunk if chunk is None else chunk
     while state.step < config.steps:
-        length = _next_stop(state.step, config.steps, config.chunk, every) - state.step
+        length = _next_stop(state.step, config.steps, chunk, every) - state.step
         args = (state.params, state.ema, state.opt_state, key, jnp.int32(state.step), source)
         if length not in compiled:
             t0 = time.perf_counter()
-            lowered = _run_chunk.lower(*args, graphdef=graphdef, config=config, length=length)
+            lowered = _run_chunk.lower(
+                *args, graphdef=graphdef, config=config, length=length, loss=loss
+            )
             compiled[length] = lowered.compile()
             progress.compile_s += time.perf_counter() - t0
         if progress.steps == 0:

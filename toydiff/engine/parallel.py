@@ -86,13 +86,16 @@ def describe(mesh: Mesh) -> dict:
     }
 
 
-def check_batch(batch: int, mesh: Mesh) -> None:
-    """Raise ToydiffError unless the batch splits evenly over the mesh's devices."""
+def check_batch(batch: int, mesh: Mesh, examples: int | None = None) -> None:
+    """Raise ToydiffError unless the batch splits evenly over the mesh's devices (and, when
+    ``examples`` is given, that many training examples can fill it)."""
     n = mesh.devices.size
     if batch < 1 or batch % n:
         raise ToydiffError(
             f"--batch {batch} does not split over {n} devices; use a multiple of {n}"
         )
+    if examples is not None and batch > examples:
+        raise ToydiffError(f"--batch {batch} is larger than the {examples} training images")
 
 
 def replicate(tree, mesh: Mesh):

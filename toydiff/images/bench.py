@@ -1,9 +1,9 @@
 """``toydiff bench --images``: how fast the image path trains and samples on this machine.
 
-For digits (8x8), 32x32 shapes and the text-conditioned 16x16 shapes model: training images
-per second (after compiling), guided sampling images per second, and the U-Net's FLOPs per
-image, counted from its shape (``unet.forward_flops``) and cross-checked against XLA's
-``cost_analysis``. On an accelerator
+For the models each data set names in its spec (``DataSpec.bench``: the digits, 32x32 shapes and
+the text-conditioned 16x16 shapes model, ...): training images per second (after compiling),
+guided sampling images per second, and the U-Net's FLOPs per image, counted from its shape
+(``unet.forward_flops``) and cross-checked against XLA's ``cost_analysis``. On an accelerator
 with a known bf16 peak it adds the model FLOP utilisation (MFU).
 """
 
@@ -20,6 +20,7 @@ from flax import nnx
 from toydiff.bench import machine
 from toydiff.engine import parallel
 from toydiff.images import clip, training
+from toydiff.images import data as image_data
 from toydiff.images.model import abstract_network, image_config, param_count
 from toydiff.nets.unet import forward_flops
 
@@ -64,7 +65,7 @@ def bench_config(config, steps: int = 40, n_sample: int = 256, sample_steps: int
     model = training.train(config, progress=False, mesh=mesh)
     train_rate = model.timing["steps_per_s"] * config.batch_size
     if config.condition == "text":
-        prompts = ("a small red circle wearing a hat", "a large blue square", "a green triangle")
+        prompts = image_data.spec(config.data).full_captions()[0][:3]
         labels = [prompts[i % len(prompts)] for i in range(n_sample)]
     else:
         names = model.class_names
@@ -105,17 +106,20 @@ def bench_config(config, steps: int = 40, n_sample: int = 256, sample_steps: int
 
 
 def run(batch: int | None = None, dtype: str | None = None, conv: str | None = None) -> dict:
-    """The image benchmark: digits and 32x32 shapes on every visible device."""
+    """The image benchmark: every data set's bench models, on every visible device."""
     changes = {k: v for k, v in {"dtype": dtype, "conv": conv}.items() if v is not None}
     if batch is not None:
         changes["batch_size"] = batch
     with tempfile.TemporaryDirectory() as folder:  # throughput needs a CLIP, not a trained one
-        clip.untrained(clip.clip_config("shapes")).save(folder)
-        configs = [
-            image_config("digits", **changes),
-            image_config("shapes", size=32, **changes),
-            image_config("shapes", condition="text", clip=folder, **changes),
-        ]
+        configs = []
+        for name, spec in image_data.REGISTRY.items():
+            for entry in spec.bench:
+                entry = {**entry, **changes}
+                if entry.get("condition") == "text":
+                    clip_dir = f"{folder}/{name}"
+                    clip.untrained(clip.clip_config(name)).save(clip_dir)
+                    entry["clip"] = clip_dir
+                configs.append(image_config(name, **entry))
         models = [bench_config(c) for c in configs]
     return {
         "machine": machine(),

@@ -16,7 +16,7 @@ target of each row is uniform over its matching captions (and of each column ove
 images).
 
 Training runs through the lab's training engine (``toydiff.training.run_chunks``) on the same
-data-parallel mesh as the image models; only the loss differs (``CLIPConfig.loss_fn``).
+data-parallel mesh as the image models; only the loss differs (``contrastive_loss``).
 
 Reference: Radford et al., "Learning Transferable Visual Models From Natural Language
 Supervision", ICML 2021.
@@ -35,68 +35,36 @@ import numpy as np
 from flax import nnx
 
 from toydiff.engine import checkpoint, parallel
+from toydiff.engine.cache import cache_entry, cached, code_fingerprint
+from toydiff.engine.loop import check_settings, follow, init_state, run_chunks, timing
 from toydiff.errors import CheckpointError, ToydiffError
 from toydiff.images import data as image_data
 from toydiff.images import text
+from toydiff.images.config import CLIPConfig
 from toydiff.nets.layers import Conv3x3, Dense, GroupNorm
+from toydiff.nets.params import restore
 from toydiff.nets.unet import downsample
 
 KIND = "clip"
 MAX_SCALE = 100.0
-
-
-@dataclasses.dataclass(frozen=True)
-class CLIPConfig:
-    """A toy CLIP run.
-
-    Attributes:
-        data: ``"shapes"`` or ``"digits"``.
-        size: image size (shapes; digits are 8).
-        embed_dim: size of the shared space.
-        width: channels of the CNN and width of the word vectors.
-        steps, batch_size, lr, weight_decay, seed, chunk: training, as for the image models.
-        ema: weight average (0: none).
-    """
-
-    data: str = "shapes"
-    size: int = 16
-    embed_dim: int = 32
-    width: int = 64
-    steps: int = 500
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    ema: float = 0.0
-    seed: int = 0
-    chunk: int = 100
-
-    def __post_init__(self):
-        info = image_data.meta(self.data, self.size if self.data == "shapes" else None)
-        if self.data == "digits" and self.size != 8:
-            object.__setattr__(self, "size", info["shape"][0])
-        if self.embed_dim < 2 or self.width < 8 or self.width % 8:
-            raise ToydiffError("embed_dim must be at least 2 and width a multiple of 8")
-
-    @property
-    def channels(self) -> int:
-        """Colour channels of the images."""
-        return 3 if self.data == "shapes" else 1
-
-    def loss_fn(self):
-        """The contrastive loss, which ``toydiff.training.run_chunks`` trains."""
-        return contrastive_loss
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict of the settings."""
-        return dataclasses.asdict(self)
+SHAPES_CLIP = image_data.spec("shapes").clip_recipe
+"""The default toy CLIP: the shapes data set's (``images.data.shapes.SPEC.clip_recipe``)."""
 
 
 def clip_config(data: str = "shapes", **changes) -> CLIPConfig:
-    """The default toy CLIP of a data set, with ``changes``."""
-    if data not in image_data.NAMES:
-        raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(image_data.NAMES)}")
-    base = {"size": 8, "steps": 300} if data == "digits" else {"steps": 500}
-    return CLIPConfig(data=data, **{**base, **changes})
+    """The default toy CLIP of a data set (its spec's ``clip_recipe``), with ``changes``.
+
+    Raises:
+        ToydiffError: an unknown data set, one without captions, or a size it cannot have.
+    """
+    spec = image_data.spec(data)
+    if spec.clip_recipe is None:
+        raise ToydiffError(
+            f"{data} has no captions to train a toy CLIP on; data sets with captions: "
+            f"{', '.join(n for n, s in image_data.REGISTRY.items() if s.captioned)}"
+        )
+    size = spec.check_size(changes.pop("size", None))
+    return dataclasses.replace(spec.clip_recipe, size=size, **changes)
 
 
 class ImageEncoder(nnx.Module):
@@ -289,8 +257,6 @@ class CLIPModel:
     @classmethod
     def load(cls, path) -> CLIPModel:
         """Read a CLIP saved by ``save``; CheckpointError for anything else."""
-        from toydiff.images.model import restore
-
         run = checkpoint.load_run(path)
         cfg = dict(run.config)
         kind = cfg.pop("kind", None)
@@ -300,6 +266,8 @@ class CLIPModel:
                 f"{path} is {what}, not a toy CLIP; train one with `toydiff clip train`"
             )
         interrupted = bool(cfg.pop("interrupted", False))
+        if "channels" not in cfg and cfg.get("data") in image_data.REGISTRY:
+            cfg["channels"] = image_data.spec(cfg["data"]).channels  # a CLIP saved before 0.2
         try:
             config = CLIPConfig(**cfg)
         except (TypeError, ValueError) as err:
@@ -337,17 +305,15 @@ def _scale(graphdef, params):
 
 def training_images(config: CLIPConfig, split: str = "train") -> image_data.ImageSet:
     """The images a CLIP trains on (or is tested on)."""
-    return image_data.load(
-        config.data, split, size=config.size if config.data == "shapes" else None
-    )
+    return image_data.load(config.data, split, size=config.size)
 
 
 def caption_tokens(images: image_data.ImageSet) -> np.ndarray:
     """Token ids (n, T) of the images' captions."""
-    return text.tokenize(list(images.captions), images.name)
+    return text.tokenize(text.captions(images), images.name)
 
 
-def train(config: CLIPConfig = CLIPConfig(), *, progress: bool = True, mesh=None) -> CLIPModel:
+def train(config: CLIPConfig = SHAPES_CLIP, *, progress: bool = True, mesh=None) -> CLIPModel:
     """Train a toy CLIP on the training split, with a progress bar.
 
     Args:
@@ -358,13 +324,10 @@ def train(config: CLIPConfig = CLIPConfig(), *, progress: bool = True, mesh=None
     Returns:
         The trained ``CLIPModel``.
     """
-    from toydiff.images.training import check_batch_size
-    from toydiff.training import _timing, check_settings, follow, init_state, run_chunks
-
     check_settings(config)
     mesh = parallel.make_mesh() if mesh is None else mesh
     images = training_images(config)
-    check_batch_size(config.batch_size, len(images.x), mesh)
+    parallel.check_batch(config.batch_size, mesh, len(images.x))
     graphdef, params = nnx.split(ToyCLIP(config, config.seed), nnx.Param)
     tokens = caption_tokens(images)
     lanes = parallel.make_lanes(
@@ -385,11 +348,11 @@ def train(config: CLIPConfig = CLIPConfig(), *, progress: bool = True, mesh=None
     def snapshots():
         losses = []
         for state, chunk, prog in run_chunks(
-            config, graphdef, lanes, start, jax.random.key(config.seed)
+            config, graphdef, lanes, start, jax.random.key(config.seed), loss=contrastive_loss
         ):
             losses.append(chunk)
             weights = jax.tree.map(jnp.asarray, parallel.fetch(state.params))
-            yield CLIPModel(config, graphdef, weights, np.concatenate(losses), _timing(prog))
+            yield CLIPModel(config, graphdef, weights, np.concatenate(losses), timing(prog))
 
     return follow(
         snapshots(),
@@ -399,16 +362,15 @@ def train(config: CLIPConfig = CLIPConfig(), *, progress: bool = True, mesh=None
     )
 
 
-def cached_train(config: CLIPConfig = CLIPConfig(), *, progress: bool = True) -> CLIPModel:
+def cached_train(config: CLIPConfig = SHAPES_CLIP, *, progress: bool = True) -> CLIPModel:
     """Train once, then load the same CLIP from the local cache."""
-    from toydiff.training import cache_entry, cached, source_hash
-
-    parts = [{"clip": config.to_dict()}, source_hash("images")]
+    code = code_fingerprint("toydiff.images.clip", image_data.spec(config.data).draw.__module__)
+    parts = [{"clip": config.to_dict()}, code]
     model = cached(parts, CLIPModel.load, lambda: train(config, progress=progress))
     return dataclasses.replace(model, path=str(cache_entry(parts)))
 
 
-def untrained(config: CLIPConfig = CLIPConfig()) -> CLIPModel:
+def untrained(config: CLIPConfig = SHAPES_CLIP) -> CLIPModel:
     """A CLIP with its initial, random weights (to see the similarity matrix before training)."""
     graphdef, params = nnx.split(ToyCLIP(config, config.seed), nnx.Param)
     return CLIPModel(config, graphdef, params, np.zeros(0, np.float32))

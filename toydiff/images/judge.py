@@ -1,7 +1,8 @@
 """Independent judges of generated images, and the chapter-10 measures.
 
 A judge never sees a diffusion model: it is trained (or set by hand) on the real training split
-only, and checked on the held-out split. Measures:
+only, and checked on the held-out split. Each data set brings its own (``DataSpec.judge``, in
+its file under ``images/data/``). Measures:
 
 - ``accuracy``: the share of samples the judge labels with the asked-for class;
 - ``diversity``: the mean pairwise distance of the samples over that of real images of the class;
@@ -10,17 +11,6 @@ only, and checked on the held-out split. Measures:
   distances, so held-out real images score about 0.95, and the exact oracle (which can only
   return training images) about 0.
 
-Judges:
-
-- digits: a support-vector classifier (RBF kernel) on the 64 pixels (scikit-learn);
-- shapes: measured from the pixels. The shape's own pixels are the coloured ones, the hat's the
-  white ones. Colour is the palette colour nearest to the shape's mean colour; size is its area
-  against the midpoint of the small and large areas of its shape; the hat is present when enough
-  white pixels sit above the shape; and the shape is named by a support-vector classifier
-  trained on the real training images' silhouettes (colour and hat removed).
-
-References:
-    Cortes & Vapnik, "Support-vector networks", Machine Learning 1995.
 """
 
 from __future__ import annotations
@@ -32,14 +22,10 @@ import numpy as np
 
 from toydiff.errors import ToydiffError
 from toydiff.images import data as image_data
+from toydiff.images.data.base import flatten
 
 NOVELTY_PERCENTILE = 5.0
 _CHUNK = 512
-
-
-def _flat(x) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x.reshape(len(x), -1)
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -53,7 +39,7 @@ def nearest(x, ref, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]
 
     With ``exclude_self`` (x is ref), an image's distance to itself is left out.
     """
-    a, b = _flat(x).astype(np.float64), _flat(ref).astype(np.float64)
+    a, b = flatten(x).astype(np.float64), flatten(ref).astype(np.float64)
     dist, idx = np.empty(len(a)), np.empty(len(a), np.int64)
     for s in range(0, len(a), _CHUNK):
         d = _sq_dist(a[s : s + _CHUNK], b)
@@ -83,7 +69,7 @@ def novelty(x, train_x, threshold: float | None = None) -> float:
 
 def mean_pairwise(x) -> float:
     """The mean Euclidean distance between distinct images of x."""
-    a = _flat(x).astype(np.float64)
+    a = flatten(x).astype(np.float64)
     if len(a) < 2:
         raise ToydiffError("diversity needs at least 2 images")
     d = np.sqrt(_sq_dist(a, a))
@@ -95,100 +81,16 @@ def diversity(x, real_x) -> float:
     return mean_pairwise(x) / mean_pairwise(real_x)
 
 
-class DigitJudge:
-    """An SVC on the 64 pixel values, trained on the digits' training split."""
-
-    attributes = ("digit",)
-
-    def __init__(self):
-        from sklearn.svm import SVC
-
-        train = image_data.digits("train")
-        self.model = SVC(gamma="scale", C=10.0).fit(_flat(train.x), train.labels)
-
-    def predict(self, x, attribute: str = "digit") -> np.ndarray:
-        """The digit of each image (n, 8, 8, 1), as class ids (n,)."""
-        _check_attribute(attribute, self.attributes)
-        return self.model.predict(_flat(np.clip(x, -1, 1))).astype(np.int32)
-
-
-class ShapeJudge:
-    """Attributes measured from the pixels, and a silhouette classifier for the shape."""
-
-    attributes = tuple(image_data.SHAPE_VALUES)
-
-    def __init__(self, size: int = image_data.SHAPES_SIZE):
-        from sklearn.svm import SVC
-
-        self.size = size
-        train = image_data.shapes("train", size, n=2048)
-        body, _ = self._masks(train.x)
-        self.shape_model = SVC(gamma="scale", C=10.0).fit(_flat(body), train.attributes["shape"])
-        areas, shape, big = body.sum((1, 2)), train.attributes["shape"], train.attributes["size"]
-        self.area_split = np.array(  # per shape: midway between its small and large areas
-            [
-                0.5 * sum(np.median(areas[(shape == k) & (big == z)]) for z in (0, 1))
-                for k in range(len(image_data.SHAPE_VALUES["shape"]))
-            ]
-        )
-        self.palette = np.array([image_data.COLOURS[c] for c in image_data.SHAPE_VALUES["colour"]])
-        self.hat_pixels = 1.0 * (size / 16) ** 2
-
-    @staticmethod
-    def _masks(x) -> tuple[np.ndarray, np.ndarray]:
-        """Soft masks (n, H, W) of the shape's coloured pixels and of the white hat pixels."""
-        rgb = (np.clip(np.asarray(x, np.float32), -1, 1) + 1) / 2
-        hi, lo = rgb.max(-1), rgb.min(-1)
-        hat = np.clip((lo - 0.5) / 0.3, 0, 1) * np.clip((hi - 0.5) / 0.3, 0, 1)
-        body = np.clip((hi - 0.3) / 0.4, 0, 1) * (1 - hat)
-        return body, hat
-
-    def predict(self, x, attribute: str) -> np.ndarray:
-        """One attribute of each image (n, H, W, 3), as value ids (n,)."""
-        _check_attribute(attribute, self.attributes)
-        if np.asarray(x).shape[1:] != (self.size, self.size, 3):
-            raise ToydiffError(f"shapes judge expects ({self.size}, {self.size}, 3) images")
-        body, hat = self._masks(x)
-        if attribute == "shape":
-            return self.shape_model.predict(_flat(body)).astype(np.int32)
-        if attribute == "size":
-            split = self.area_split[self.shape_model.predict(_flat(body))]
-            return (body.sum((1, 2)) > split).astype(np.int32)
-        if attribute == "hat":
-            return self._hat(body, hat).astype(np.int32)
-        rgb = (np.clip(np.asarray(x, np.float32), -1, 1) + 1) / 2
-        mean = (rgb * body[..., None]).sum((1, 2)) / np.maximum(body.sum((1, 2)), 1e-6)[:, None]
-        return np.argmin(((mean[:, None, :] - self.palette[None]) ** 2).sum(-1), 1).astype(np.int32)
-
-    def _hat(self, body: np.ndarray, hat: np.ndarray) -> np.ndarray:
-        """True where enough white pixels sit above the shape's centre of mass."""
-        rows = np.arange(body.shape[1])[None, :, None]
-        centre = (body * rows).sum((1, 2)) / np.maximum(body.sum((1, 2)), 1e-6)
-        above = hat * (rows < centre[:, None, None])
-        return above.sum((1, 2)) >= self.hat_pixels
-
-    def predict_all(self, x) -> dict:
-        """Every attribute of each image: name -> value ids (n,)."""
-        return {a: self.predict(x, a) for a in self.attributes}
-
-
-def _check_attribute(attribute: str, allowed) -> None:
-    if attribute not in allowed:
-        raise ToydiffError(f"unknown attribute {attribute!r}; allowed: {', '.join(allowed)}")
-
-
 def judge_for(data: str, size: int | None = None):
-    """The judge of a data set and image size (each is trained once per process)."""
-    if data == "digits":
-        return _judge("digits", 8)
-    if data == "shapes":
-        return _judge("shapes", image_data.SHAPES_SIZE if size is None else size)
-    raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(image_data.NAMES)}")
+    """The independent judge of a data set at an image size (its spec's ``judge``), trained
+    once per process."""
+    spec = image_data.spec(data)
+    return _judge(data, spec.check_size(size))
 
 
 @functools.cache
 def _judge(data: str, size: int):
-    return DigitJudge() if data == "digits" else ShapeJudge(size)
+    return image_data.spec(data).judge(size)
 
 
 def evaluate(x, data: str, label, *, label_by=None, train=None, threshold=None) -> dict:
@@ -207,8 +109,7 @@ def evaluate(x, data: str, label, *, label_by=None, train=None, threshold=None) 
     """
     x = np.asarray(x, np.float32)
     if train is None:
-        size = x.shape[1] if data == "shapes" else None
-        train = image_data.load(data, "train", size=size, label_by=label_by)
+        train = image_data.load(data, "train", size=x.shape[1], label_by=label_by)
     label = train.label_id(label)
     predicted = judge_for(data, train.shape[0]).predict(x, train.label_by)
     return {
@@ -335,7 +236,7 @@ def prompt_scores(x, prompt: str, data: str = "shapes") -> dict:
     x = np.asarray(x, np.float32)
     named = text.attributes(prompt, data)
     judge = judge_for(data, x.shape[1])
-    values = image_data.meta(data, x.shape[1] if data == "shapes" else None)["values"]
+    values = image_data.spec(data).attributes
     right = np.ones(len(x), bool)
     out = {"prompt": prompt, "n": int(len(x))}
     for attribute, value in named.items():
@@ -343,7 +244,7 @@ def prompt_scores(x, prompt: str, data: str = "shapes") -> dict:
         out[f"{attribute}_accuracy"] = float(ok.mean())
         right &= ok
     out["prompt_accuracy"] = float(right.mean())
-    if data == "shapes":
+    if "hat" in values:
         out["hat_share"] = float(np.mean(judge.predict(x, "hat") == 1))
     return out
 

@@ -9,188 +9,81 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from toydiff.engine import checkpoint
 from toydiff.engine.guidance import DEFAULT_GUIDANCE, IMAGE_NEGATIVE_GUIDANCE
-from toydiff.engine.objectives import check_objective
 from toydiff.engine.oracle import point_set_oracle
-from toydiff.engine.processes import RunSettings
 from toydiff.engine.sampling import Sampling
 from toydiff.errors import CheckpointError, ToydiffError
 from toydiff.images import data as image_data
 from toydiff.images import text
+from toydiff.images.clip import CLIPModel
+from toydiff.images.config import CONDITIONS, ImageTrainConfig
+from toydiff.nets.params import count, restore
 from toydiff.nets.unet import UNet, UNetConfig
 
 KIND = "images"
-CONDITIONS = ("class", "text", "none")
-PROCESSES = ("ve", "vp", "vp-cosine", "flow")
 
+DIGITS = image_data.spec("digits").recipe
+"""The digits model (``images.data.digits.RECIPE``)."""
 
-@dataclasses.dataclass(frozen=True)
-class ImageTrainConfig(RunSettings):
-    """Everything that defines an image run. ``image_config(data)`` gives each data set's defaults.
-
-    Attributes:
-        data: ``"digits"`` or ``"shapes"``.
-        label_by: the attribute used as the class (digit; shape, colour, size or hat).
-        condition: ``"class"`` (a class embedding with a null class), ``"text"`` (the frozen toy
-            CLIP's embedding of the caption, with a null embedding) or ``"none"``.
-        clip: the toy CLIP run directory (text condition).
-        clip_fingerprint: the fingerprint of that CLIP's weights, checked when loading.
-        caption_drop: probability of dropping each of the size, colour and hat phrases from a
-            training caption (text condition), so a prompt may leave them free.
-        held_out: attribute combinations left out of training (text condition), each a tuple
-            of (attribute, value) pairs, e.g. (("colour", "blue"), ("shape", "triangle"),
-            ("hat", "hat")): every blue triangle wearing a hat.
-        n_train: training images (shapes only; None for the default split).
-        process: the forward process: ve, vp, vp-cosine or flow.
-        sigma_max: the VE process's largest noise level (ignored by the others).
-        objective: what the U-Net predicts: eps, x0, v or velocity. Images use v: near the
-            cosine schedule's end alpha is 0.0016, so an eps network's x0_hat = (xt - sigma
-            eps_hat) / alpha multiplies its error ~600-fold, and our eps samples drifted to
-            |x| ~ 200; v-prediction keeps x0_hat bounded (Salimans & Ho 2022).
-        naive_dt: step of the naive objective (kept for the shared training loop).
-        cond_drop: probability of training on the null class (classifier-free guidance).
-        steps: optimiser steps.
-        batch_size: global batch; must divide by the number of devices.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        ema: decay of the weight average that sampling uses.
-        seed: seed of the initialisation and of every draw in training.
-        chunk: steps per compiled chunk (progress is reported between chunks).
-        net: the U-Net's shape, including its compute dtype.
-    """
-
-    data: str = "digits"
-    label_by: str = "digit"
-    condition: str = "class"
-    clip: str = ""
-    clip_fingerprint: str = ""
-    caption_drop: float = 0.5
-    held_out: tuple = ()
-    n_train: int | None = None
-    process: str = "vp-cosine"
-    sigma_max: float = 80.0
-    objective: str = "v"
-    naive_dt: float = 0.01
-    cond_drop: float = 0.1
-    steps: int = 500
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    ema: float = 0.995
-    seed: int = 0
-    chunk: int = 50
-    net: UNetConfig = UNetConfig(channels=(16, 32), num_classes=10)
-
-    def __post_init__(self):
-        try:
-            check_objective(self.objective)
-            self.make_process()
-            self.net.check()
-        except ValueError as err:
-            raise ToydiffError(str(err)) from None
-        if self.objective == "naive":
-            raise ToydiffError("the naive objective is a 2D teaching device; use eps, x0 or v")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ImageTrainConfig:
-        """Rebuild a config from ``to_dict``'s output."""
-        net = dict(d.get("net", {}))
-        net["channels"] = tuple(net.get("channels", UNetConfig.channels))
-        held_out = tuple(tuple(tuple(pair) for pair in combo) for combo in d.get("held_out", ()))
-        return cls(**{**d, "net": UNetConfig(**net), "held_out": held_out})
-
-
-DIGITS = ImageTrainConfig()
-"""The digits model: 8x8, conditional on the digit; a U-Net of 16 and 32 channels (121k
-parameters), VP cosine, v-prediction, 500 steps of 128 images."""
-
-SHAPES = ImageTrainConfig(
-    data="shapes",
-    label_by="shape",
-    steps=1200,
-    batch_size=64,
-    net=UNetConfig(size=16, in_channels=3, patch=2, channels=(32, 64), num_classes=3),
-)
-"""The shapes model: 16x16 RGB, conditional on the shape; 2x2 patches, a U-Net of 32 and 64
-channels (388k parameters), 1,200 steps of 64 images. (The text-conditioned model,
-``image_config("shapes", condition="text", ...)``, trains ``TEXT_STEPS``.)"""
-
-TEXT_STEPS = 2000
-"""Training steps of the text-conditioned model: it must get every attribute right, not only
-the shape. Measured here at w = 3: 93% of the seen prompts right and 67% of the held-out
-combinations after 2,000 steps; 92% and 50% after 1,600."""
-
-HELD_OUT = (
-    (("colour", "blue"), ("shape", "triangle"), ("hat", "hat")),
-    (("size", "small"), ("colour", "yellow"), ("shape", "circle")),
-)
-"""Combinations the text model never sees: every blue triangle wearing a hat, and every small
-yellow circle (with or without a hat)."""
+SHAPES = image_data.spec("shapes").recipe
+"""The shapes model (``images.data.shapes.RECIPE``)."""
 
 
 def image_config(data: str, **changes) -> ImageTrainConfig:
-    """The default config of a data set with ``changes`` applied.
+    """The default config of a data set (its spec's ``recipe``) with ``changes`` applied.
 
     ``size``, ``label_by`` and ``condition`` reshape the U-Net to match (input size, channels
-    and number of classes); other keys are fields of ``ImageTrainConfig`` or of its ``net``.
+    and number of classes); other keys are fields of ``ImageTrainConfig`` or of its ``net``. A
+    text condition applies the data set's ``text_recipe`` (its steps and held-out
+    combinations) and records the fingerprint of the CLIP it names.
 
     Raises:
-        ToydiffError: an unknown data set, attribute, size or setting.
+        ToydiffError: an unknown data set, attribute, size or setting, or a text condition on
+            a data set without captions or with a CLIP of another data set or size.
     """
-    if data not in image_data.NAMES:
-        raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(image_data.NAMES)}")
-    base = DIGITS if data == "digits" else SHAPES
+    spec = image_data.spec(data)
     net_changes = {k: changes.pop(k) for k in list(changes) if k in _NET_FIELDS}
-    size = changes.pop("size", None)
-    config = dataclasses.replace(base, **changes)
-    if config.condition not in CONDITIONS:
-        raise ToydiffError(
-            f"unknown condition {config.condition!r}; allowed: {', '.join(CONDITIONS)}"
-        )
-    info = image_data.meta(data, size, config.label_by)
+    size = spec.check_size(changes.pop("size", None))
+    condition = changes.get("condition", spec.recipe.condition)
+    if condition not in CONDITIONS:
+        raise ToydiffError(f"unknown condition {condition!r}; allowed: {', '.join(CONDITIONS)}")
+    label_by = spec.check_label_by(changes.pop("label_by", None))
     cond_dim = 0
-    if config.condition == "text":
-        config = dataclasses.replace(config, steps=changes.get("steps", TEXT_STEPS))
-        clip = _clip_of(config)
-        if (clip.config.data, clip.config.size) != (data, info["shape"][0]):
+    if condition == "text":
+        if spec.text_recipe is None:
+            raise ToydiffError(f"{data} has no captions, so it cannot take --condition text")
+        changes = {**spec.text_recipe, **changes}
+        clip = load_clip(changes.get("clip", ""))
+        if (clip.config.data, clip.config.size) != (data, size):
             raise ToydiffError(
-                f"the CLIP at {config.clip} reads {clip.config.data} at "
-                f"{clip.config.size}x{clip.config.size}, not {data} at {info['shape'][0]}"
+                f"the CLIP at {changes['clip']} reads {clip.config.data} at "
+                f"{clip.config.size}x{clip.config.size}, not {data} at {size}"
             )
         cond_dim = clip.config.embed_dim
-        held_out = config.held_out if "held_out" in changes else HELD_OUT
-        config = dataclasses.replace(
-            config,
-            clip_fingerprint=clip.fingerprint(),
-            held_out=held_out if data == "shapes" else (),
-        )
+        changes["clip_fingerprint"] = clip.fingerprint()
     net = dataclasses.replace(
-        config.net,
-        size=info["shape"][0],
-        in_channels=info["shape"][2],
-        num_classes=len(info["class_names"]) if config.condition == "class" else 0,
+        spec.recipe.net,
+        size=size,
+        in_channels=spec.channels,
+        num_classes=len(spec.attributes[label_by]) if condition == "class" else 0,
         cond_dim=cond_dim,
         **net_changes,
     )
-    return dataclasses.replace(config, net=net)
+    return dataclasses.replace(spec.recipe, data=data, label_by=label_by, **changes, net=net)
 
 
-def _clip_of(config: ImageTrainConfig):
+def load_clip(directory):
     """The toy CLIP a text-conditioned config names; ToydiffError if there is none."""
-    from toydiff.images.clip import CLIPModel
-
-    if not config.clip:
+    if not directory:
         raise ToydiffError("--condition text needs --clip DIR (a run made by `toydiff clip train`)")
-    return CLIPModel.load(config.clip)
+    return CLIPModel.load(directory)
 
 
 _NET_FIELDS = {f.name for f in dataclasses.fields(UNetConfig)} - {"size", "num_classes"}
@@ -281,14 +174,12 @@ class ImageModel(Sampling):
         """The names of the classes the model is conditioned on (none for text or no condition)."""
         if self.config.condition != "class":
             return ()
-        return image_data.meta(self.config.data, self.config.net.size, self.config.label_by)[
-            "class_names"
-        ]
+        return image_data.spec(self.config.data).attributes[self.config.label_by]
 
     @functools.cached_property
     def clip(self):
         """The frozen toy CLIP of a text-conditioned run, checked against its training CLIP."""
-        clip = _clip_of(self.config)
+        clip = load_clip(self.config.clip)
         if clip.fingerprint() != self.config.clip_fingerprint:
             raise ToydiffError(
                 f"the CLIP at {self.config.clip} is not the one this run was trained with "
@@ -333,7 +224,9 @@ class ImageModel(Sampling):
         if self.config.condition != "text" or label is None:
             return point_set_oracle(self.process, ds.x, ds.labels, self.condition(label))
         prompts = label if isinstance(label, list | tuple | np.ndarray) else [label]
-        keep = np.stack([matches(ds, text.attributes(p, ds.name)) for p in prompts])
+        keep = np.stack(
+            [matches(ds.attributes, ds.values, text.attributes(p, ds.name)) for p in prompts]
+        )
         if not keep.any(axis=1).all():
             raise ToydiffError("no training image matches the prompt, so the oracle has nothing")
         return point_set_oracle(self.process, ds.x, mask=keep)
@@ -380,40 +273,53 @@ def config_of(run: checkpoint.Run, path) -> tuple[ImageTrainConfig, bool]:
         raise CheckpointError(f"{path} has an unreadable config: {err}") from None
 
 
+def training_indices(config: ImageTrainConfig) -> np.ndarray:
+    """The indices of a run's training images in its data set, held-out combinations left out
+    (decided from the attributes alone, so no image is drawn to find them)."""
+    spec = image_data.spec(config.data)
+    idx = spec.split("train", config.n_train)
+    if not config.held_out:
+        return idx
+    return idx[~held_out_mask(spec.attribute_ids(idx), spec.attributes, config.held_out)]
+
+
 def load_split(config: ImageTrainConfig, split: str) -> image_data.ImageSet:
     """The training or held-out images of a run's data set (without held-out combinations)."""
-    images = image_data.load(
-        config.data, split, size=config.net.size, label_by=config.label_by, n=config.n_train
-    )
-    if split == "train" and config.held_out:
-        images = images.take(~held_out_mask(images, config.held_out))
-    return images
+    spec = image_data.spec(config.data)
+    if split != "train":
+        return spec.load(split, size=config.net.size, label_by=config.label_by, n=config.n_train)
+    images = spec.draw(training_indices(config), config.net.size)
+    return dataclasses.replace(images, label_by=config.label_by)
 
 
-def matches(images: image_data.ImageSet, named: dict) -> np.ndarray:
-    """Which images have every attribute ``named`` (name -> value name); (n,) bool."""
-    keep = np.ones(len(images.x), bool)
+def matches(attributes: dict, values: dict, named: dict) -> np.ndarray:
+    """Which images have every attribute ``named`` (name -> value name); (n,) bool.
+
+    Args:
+        attributes: attribute name -> value ids of the images, (n,) each.
+        values: attribute name -> value names.
+        named: the attribute values to match, by name.
+    """
+    n = len(next(iter(attributes.values())))
+    keep = np.ones(n, bool)
     for attribute, value in named.items():
-        keep &= images.attributes[attribute] == images.values[attribute].index(value)
+        keep &= attributes[attribute] == values[attribute].index(value)
     return keep
 
 
-def held_out_mask(images: image_data.ImageSet, held_out) -> np.ndarray:
-    """Which images belong to a held-out combination; (n,) bool."""
-    hit = np.zeros(len(images.x), bool)
+def held_out_mask(attributes: dict, values: dict, held_out) -> np.ndarray:
+    """Which images belong to a held-out combination; (n,) bool (see ``matches``)."""
+    hit = np.zeros(len(next(iter(attributes.values()))), bool)
     for combo in held_out:
-        hit |= matches(images, dict(combo))
+        hit |= matches(attributes, values, dict(combo))
     return hit
 
 
 def fingerprint(config: ImageTrainConfig) -> str:
     """A fingerprint of the run's training data (the data set, size, split and classes)."""
-    if config.data == "digits":
-        return load_split(config, "train").fingerprint()
-    idx = image_data.shape_indices("train", config.n_train)
-    probe = image_data.shapes(size=config.net.size, indices=idx[:: max(1, len(idx) // 64)])
-    held = f"-{len(config.held_out)}" if config.held_out else ""
-    return f"shapes-{config.net.size}-{len(idx)}{held}-{config.label_by}-{probe.fingerprint()[:16]}"
+    spec = image_data.spec(config.data)
+    idx = spec.split("train", config.n_train)
+    return spec.run_fingerprint(idx, config.net.size, config.label_by, len(config.held_out))
 
 
 @functools.cache
@@ -427,19 +333,6 @@ def init_params(net: UNetConfig, seed: int):
     return nnx.split(UNet(net, seed), nnx.Param)[1]
 
 
-def restore(template, pure: dict, path):
-    """Fill a parameter state of the right shapes from a saved pure dict."""
-    template = jax.tree.map(lambda a: a, template)
-    try:
-        nnx.replace_by_pure_dict(template, pure)
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{path} does not match its network shape: {err}") from None
-    leaves = jax.tree.leaves(template)
-    if any(isinstance(a, jax.ShapeDtypeStruct) for a in leaves):
-        raise CheckpointError(f"{path} lacks some of its network's parameters")
-    return jax.tree.map(jnp.asarray, template)
-
-
 def param_count(net: UNetConfig) -> int:
     """Scalar parameters of a U-Net."""
-    return sum(math.prod(a.shape) for a in jax.tree.leaves(abstract_network(net)[1]))
+    return count(abstract_network(net)[1])

@@ -12,29 +12,19 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from scipy.special import logsumexp
 
 from toydiff.errors import ToydiffError
 from toydiff.images import data as image_data
 from toydiff.images import text
-
-ATTRIBUTE_ORDER = ("size", "colour", "shape", "hat")
+from toydiff.images.clip import training_images
+from toydiff.images.data import shapes
 
 
 def full_captions(data: str) -> tuple[list[str], list[dict]]:
     """Every full caption of a data set and the attributes it names (48 shapes, 10 digits)."""
-    if data == "digits":
-        attrs = [{"digit": str(d)} for d in range(10)]
-    else:
-        values = image_data.SHAPE_VALUES
-        attrs = [
-            dict(zip(ATTRIBUTE_ORDER, combo, strict=True))
-            for combo in itertools.product(*(values[a] for a in ATTRIBUTE_ORDER))
-        ]
-    return [image_data.caption(data, a) for a in attrs], attrs
+    return image_data.spec(data).full_captions()
 
 
 def similarity(model, images, prompts) -> np.ndarray:
@@ -59,7 +49,7 @@ def zero_shot(model, images, attribute: str | None = None, prompts=None) -> np.n
         return np.argmax(similarity(model, images, prompts), axis=1)
     captions, attrs = full_captions(data)
     logits = (1.0 / model.temperature) * similarity(model, images, captions)  # (n, 48)
-    values = image_data.meta(data)["values"]
+    values = image_data.spec(data).attributes
     names = tuple(values) if attribute is None else (attribute,)
     for name in names:
         if name not in values:
@@ -74,34 +64,29 @@ def zero_shot(model, images, attribute: str | None = None, prompts=None) -> np.n
 
 def zero_shot_accuracy(model, split: str = "test") -> dict:
     """Zero-shot accuracy of every attribute on the held-out (or training) images."""
-    from toydiff.images.clip import training_images
-
     images = training_images(model.config, split)
     predicted = zero_shot(model, images.x)
     return {a: float(np.mean(p == images.attributes[a])) for a, p in predicted.items()}
 
 
-def matched_pairs(value: str, n: int = 200, size: int = image_data.SHAPES_SIZE, seed: int = 1):
+def matched_pairs(value: str, n: int = 200, size: int = shapes.SIZE, seed: int = 1):
     """Shapes identical but for one attribute: (with ``value`` (n, ...), without (n, ...)).
 
     The pairs share position and size jitter and every other attribute; the "without" image has
     another value of the attribute (for the hat: none). Drawn from the held-out index range.
     """
-    attribute = next((a for a, vs in image_data.SHAPE_VALUES.items() if value in vs), None)
+    attribute = next((a for a, vs in shapes.VALUES.items() if value in vs), None)
     if attribute is None or value == "no hat":
-        words = [w for vs in image_data.SHAPE_VALUES.values() for w in vs if w != "no hat"]
+        words = [w for vs in shapes.VALUES.values() for w in vs if w != "no hat"]
         raise ToydiffError(f"unknown attribute value {value!r}; allowed: {', '.join(words)}")
-    values = image_data.SHAPE_VALUES[attribute]
-    idx = image_data.shape_indices("test")[:n] + seed * 100_000
-    attrs, jitter = image_data.shape_attributes(image_data.SPLIT_SEED, idx)
+    values = shapes.VALUES[attribute]
+    idx = shapes.split("test")[:n] + seed * 100_000
+    attrs, jitter = shapes.shape_attributes(shapes.SPLIT_SEED, idx)
     want = values.index(value)
     others = [k for k in range(len(values)) if k != want]
     with_value = {**attrs, attribute: np.full(n, want, np.int32)}
     without = {**attrs, attribute: np.array(others, np.int32)[np.arange(n) % len(others)]}
-    return (
-        image_data.render_shapes(with_value, jitter, size),
-        image_data.render_shapes(without, jitter, size),
-    )
+    return shapes.render(with_value, jitter, size), shapes.render(without, jitter, size)
 
 
 def direction(model, value: str, n: int = 200) -> np.ndarray:
@@ -124,7 +109,7 @@ def nearest_words(model, vector, k: int | None = None) -> list[tuple[str, float]
 
 def arithmetic(model, n: int = 200) -> dict:
     """For every attribute value of shapes: its direction's nearest words (the top three)."""
-    values = [w for vs in image_data.SHAPE_VALUES.values() for w in vs if w != "no hat"]
+    values = [w for vs in shapes.VALUES.values() for w in vs if w != "no hat"]
     return {v: nearest_words(model, direction(model, v, n), 3) for v in values}
 
 

@@ -5,12 +5,13 @@ hat", "a large blue square", "a photo of the digit seven". The encoder reads onl
 words, the attribute values; the filler words (a, an, the, of, photo, digit, wearing, with) are
 skipped, so the order of words does not matter and "hat" is the one word that means a hat.
 
-The vocabulary of each data set, with the token id of each word (0 is padding):
+Each data set with captions declares its vocabulary in its spec (``DataSpec.words``), each word
+with the attribute value it names; token ids follow that order (0 is padding). For example:
 
 - shapes: circle square triangle red green blue yellow small large hat (ids 1 to 10);
 - digits: zero one two three four five six seven eight nine (ids 1 to 10).
 
-A prompt may name any subset of a shape's attributes (at most one value of each); the image
+A prompt may name any subset of an image's attributes (at most one value of each); the image
 model was trained with attribute phrases dropped from captions, so an attribute the prompt does
 not name is left free. A negative prompt is how to forbid one.
 """
@@ -23,29 +24,35 @@ import numpy as np
 
 from toydiff.errors import ToydiffError
 from toydiff.images import data as image_data
+from toydiff.images.data.base import uniform
 
 FILLER = ("a", "an", "the", "of", "photo", "digit", "wearing", "with")
 MAX_WORDS = 16  # a prompt longer than this is refused
 MAX_TOKENS = 6  # content words the encoder reads
 PAD = 0
 
-_SHAPE_WORDS = {
-    word: attribute
-    for attribute, values in image_data.SHAPE_VALUES.items()
-    for word in values
-    if word != "no hat"
-}
-VOCABULARY = {
-    "shapes": tuple(_SHAPE_WORDS),
-    "digits": image_data.DIGIT_WORDS,
-}
+
+
+def _spec(data: str):
+    """The spec of a data set with captions; ToydiffError otherwise."""
+    spec = image_data.spec(data)
+    if not spec.captioned:
+        captioned = [n for n, s in image_data.REGISTRY.items() if s.captioned]
+        raise ToydiffError(
+            f"{data} has no captions, so no words; data sets with captions: {', '.join(captioned)}"
+        )
+    return spec
 
 
 def vocabulary(data: str) -> tuple[str, ...]:
     """The content words of a data set, in token-id order (id = position + 1)."""
-    if data not in VOCABULARY:
-        raise ToydiffError(f"unknown image data {data!r}; allowed: {', '.join(VOCABULARY)}")
-    return VOCABULARY[data]
+    return _spec(data).vocabulary
+
+
+def captions(images) -> list[str]:
+    """One caption per image of an ``ImageSet``, built from its attributes."""
+    caption = _spec(images.name).caption
+    return [caption(images.attribute_names(i)) for i in range(len(images.x))]
 
 
 def words(prompt: str) -> list[str]:
@@ -91,7 +98,7 @@ def content_words(prompt: str, data: str) -> list[str]:
 
 def example(data: str) -> str:
     """An example prompt for a data set."""
-    return "a small red circle wearing a hat" if data == "shapes" else "a photo of the digit seven"
+    return _spec(data).example
 
 
 def tokenize(prompts, data: str) -> np.ndarray:
@@ -116,9 +123,9 @@ def attributes(prompt: str, data: str) -> dict:
         ToydiffError: a word problem (see ``content_words``) or two values of one attribute.
     """
     named = {}
+    meaning = _spec(data).words
     for word in content_words(prompt, data):
-        attribute = _SHAPE_WORDS[word] if data == "shapes" else "digit"
-        value = word if data == "shapes" else str(image_data.DIGIT_WORDS.index(word))
+        attribute, value = meaning[word]
         if named.get(attribute, value) != value:
             raise ToydiffError(
                 f"{prompt!r} names two values of {attribute}: {named[attribute]!r} and {value!r}"
@@ -127,32 +134,31 @@ def attributes(prompt: str, data: str) -> dict:
     return named
 
 
-DROPPED = ("size", "colour", "hat")  # the phrases a training caption may lose; the shape stays
-
-
 def dropped_captions(images, p: float, seed: int = 7) -> list[str]:
-    """The images' captions, each of its size, colour and hat phrases dropped with probability p.
+    """The images' captions, each droppable phrase (for shapes: size, colour and hat; the shape
+    stays) dropped with probability p.
 
     Whether image i loses a phrase depends only on (seed, i, phrase), so every process and every
     run agrees.
 
     Args:
-        images: an ``ImageSet`` of shapes (its ``index`` numbers the draws).
+        images: an ``ImageSet`` (its ``index`` numbers the draws).
         p: the drop probability.
         seed: the stream of the draws.
 
     Returns:
         One caption per image.
     """
+    spec = _spec(images.name)
     counters = np.asarray(images.index, np.uint64)[:, None] * np.uint64(8) + np.arange(
-        len(DROPPED), dtype=np.uint64
+        len(spec.droppable), dtype=np.uint64
     )
-    drop = image_data._uniform(seed, counters) < p  # (n, 3)
+    drop = uniform(seed, counters) < p  # (n, droppable)
     out = []
     for i in range(len(images.x)):
-        attrs = images.attribute_names(i)
-        for k, attribute in enumerate(DROPPED):
+        named = images.attribute_names(i)
+        for k, attribute in enumerate(spec.droppable):
             if drop[i, k]:
-                attrs[attribute] = "no hat" if attribute == "hat" else ""
-        out.append(" ".join(image_data.caption("shapes", attrs).split()))
+                del named[attribute]
+        out.append(spec.caption(named))
     return out

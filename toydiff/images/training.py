@@ -39,57 +39,42 @@ from toydiff.engine.loop import (
     timing,
 )
 from toydiff.errors import CheckpointError, ToydiffError
+from toydiff.images import clip as clip_lib
 from toydiff.images import data as image_data
 from toydiff.images import text
 from toydiff.images.model import (
     DIGITS,
     ImageModel,
     ImageTrainConfig,
-    _clip_of,
     abstract_network,
     fingerprint,
-    held_out_mask,
     image_config,
     init_params,
-    load_split,
-    restore,
+    load_clip,
+    training_indices,
 )
+from toydiff.nets.params import restore
 
 STATE_FILE = "state.toydiff"
 
 
-def shape_indices(config: ImageTrainConfig) -> np.ndarray:
-    """Generator indices of a shapes run's training images, held-out combinations left out.
-
-    Decided from the attributes alone, so no image is drawn to find them.
-    """
-    idx = image_data.shape_indices("train", config.n_train)
-    if not config.held_out:
-        return idx
-    attrs, _ = image_data.shape_attributes(image_data.SPLIT_SEED, idx)
-    probe = image_data.ImageSet(
-        "shapes", np.zeros((len(idx), 1, 1, 3)), attrs, dict(image_data.SHAPE_VALUES), "shape", idx
-    )
-    return idx[~held_out_mask(probe, config.held_out)]
-
-
 def n_train(config: ImageTrainConfig) -> int:
     """The number of training images of a run."""
-    if config.data == "digits":
-        return len(image_data._digit_split("train"))
-    return len(shape_indices(config))
+    return len(training_indices(config))
 
 
 def fetcher(config: ImageTrainConfig) -> Callable:
-    """``fetch(positions) -> (x, cond)`` for positions in the training set: what a process loads."""
+    """``fetch(positions) -> (x, cond)`` for positions in the training set: what a process loads.
+
+    A process draws only the images at its own positions (``spec.draw``), so a data set that
+    renders its images (shapes) renders just those.
+    """
     conditions = _conditioner(config)
-    if config.data == "digits":
-        images = load_split(config, "train")
-        return lambda pos: (images.x[pos], conditions(images.take(pos)))
-    kept = shape_indices(config)
+    spec = image_data.spec(config.data)
+    kept = training_indices(config)
 
     def fetch(pos):
-        images = image_data.shapes(size=config.net.size, indices=kept[pos])
+        images = spec.draw(kept[pos], config.net.size)
         return images.x, conditions(dataclasses.replace(images, label_by=config.label_by))
 
     return fetch
@@ -117,7 +102,7 @@ def _conditioner(config: ImageTrainConfig) -> Callable:
 
 def _checked_clip(config: ImageTrainConfig):
     """The run's CLIP, refusing one whose weights are not the ones the config names."""
-    clip = _clip_of(config)
+    clip = load_clip(config.clip)
     if clip.fingerprint() != config.clip_fingerprint:
         raise ToydiffError(f"the CLIP at {config.clip} changed since this run was configured")
     return clip
@@ -127,14 +112,7 @@ def check_config(config: ImageTrainConfig, mesh) -> None:
     """Raise ToydiffError, before any work, for settings no run can train with
     (``toydiff.engine.loop.check_settings``) or a batch the data or the devices cannot give."""
     check_settings(config)
-    check_batch_size(config.batch_size, n_train(config), mesh)
-
-
-def check_batch_size(batch: int, n: int, mesh) -> None:
-    """Raise ToydiffError unless ``batch`` splits over the mesh and ``n`` images can fill it."""
-    parallel.check_batch(batch, mesh)
-    if batch > n:
-        raise ToydiffError(f"--batch {batch} is larger than the {n} training images")
+    parallel.check_batch(config.batch_size, mesh, n_train(config))
 
 
 def check_output(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
@@ -338,10 +316,16 @@ def cached_train(config: ImageTrainConfig = DIGITS, *, progress: bool = True) ->
     The cache key covers the config, the data's fingerprint and toydiff's source code.
     """
     return cached(
-        [config.to_dict(), fingerprint(config), code_fingerprint("toydiff.images.training")],
+        [config.to_dict(), fingerprint(config), code_fingerprint(*_defined_by(config.data))],
         ImageModel.load,
         lambda: train(config, progress=progress),
     )
+
+
+def _defined_by(data: str) -> tuple[str, str]:
+    """The modules whose code defines an image model of ``data``: the trainer's, and the data
+    set's own file (its captions and vocabulary feed a text condition)."""
+    return ("toydiff.images.training", image_data.spec(data).draw.__module__)
 
 
 def text_model(clip=None, *, progress: bool = True, **changes) -> ImageModel:
@@ -355,8 +339,6 @@ def text_model(clip=None, *, progress: bool = True, **changes) -> ImageModel:
     Returns:
         The trained (or cached) ``ImageModel``.
     """
-    from toydiff.images import clip as clip_lib
-
     if clip is None:
         clip = clip_lib.cached_train(clip_lib.clip_config("shapes"), progress=progress)
     if clip.path is None:
@@ -368,9 +350,7 @@ def text_model(clip=None, *, progress: bool = True, **changes) -> ImageModel:
 def text_prompts(model: ImageModel, held_out: bool = False) -> list[str]:
     """The full captions a text model was trained on (or the held-out ones), shuffled by a
     fixed seed."""
-    from toydiff.images.shared_space import full_captions
-
-    captions, attrs = full_captions(model.config.data)
+    captions, attrs = image_data.spec(model.config.data).full_captions()
     hidden = [
         any(all(a[k] == v for k, v in combo) for combo in model.config.held_out) for a in attrs
     ]
