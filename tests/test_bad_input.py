@@ -28,6 +28,7 @@ import pytest
 from toydiff import cli
 from toydiff import data as data_lib
 from toydiff.engine import checkpoint, limits, samplers
+from toydiff.engine.registry import Registry
 from toydiff.errors import ToydiffError
 from toydiff.images import clip as clip_lib
 from toydiff.images import training as image_training
@@ -100,13 +101,15 @@ def no_work(monkeypatch):
     from toydiff import lab as lab_lib
     from toydiff import training as training_lib
     from toydiff.images import bench as image_bench
+    from toydiff.images import clip as clip_lib
     from toydiff.images import judge, shared_space
 
-    for name in samplers.SAMPLERS:
-        monkeypatch.setitem(samplers._BY_NAME, name, _boom(f"the {name} sampler"))
+    booms = [(name, _boom(f"the {name} sampler")) for name in samplers.SAMPLERS]
+    monkeypatch.setattr(samplers, "SAMPLERS", Registry("sampler", booms))
     for module, name in [
         (training_lib, "run_chunks"),
         (image_training, "run_chunks"),
+        (clip_lib, "run_chunks"),
         (demos, "build"),
         (bench, "train"),
         (bench, "train_process"),
@@ -884,7 +887,7 @@ def test_the_memory_estimate_says_what_fits(models, no_work):
     with pytest.raises(ToydiffError, match=r"at most (\d+) samples fit") as err:
         model.check_sample(n=10**9, steps=64)
     fit = int(err.value.args[0].split("at most ")[1].split()[0])
-    assert model.check_sample(n=fit, steps=64) == fit
+    assert model.check_sample(n=fit, steps=64).n == fit
     with pytest.raises(ToydiffError, match="needs about"):
         model.check_sample(n=fit + 1, steps=64)
     # The formula of the limits docstring, by hand: 2 copies of 65 steps of 2 numbers, and

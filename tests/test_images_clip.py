@@ -52,7 +52,7 @@ def test_embeddings_are_unit_vectors_of_the_documented_size():
     cfg = clip.clip_config("shapes", width=16, embed_dim=8)
     graphdef, params = nnx.split(clip.ToyCLIP(cfg), nnx.Param)
     m = clip.CLIPModel(cfg, graphdef, params, np.zeros(1))
-    z = m.encode_images(data.shapes(indices=range(4)).x)
+    z = m.encode_images(data.load("shapes", n=4).x)
     t = m.encode_texts(["a red circle", "a large square wearing a hat"])
     assert z.shape == (4, 8) and t.shape == (2, 8)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, rtol=1e-5)

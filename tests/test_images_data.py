@@ -1,10 +1,12 @@
-"""The image data sets: digits from scikit-learn, procedural shapes, splits and captions."""
+"""The image data sets: the registry, digits from scikit-learn, procedural shapes, splits and
+captions."""
 
 import numpy as np
 import pytest
 
 from toydiff.errors import DataError
-from toydiff.images import data
+from toydiff.images import data, text
+from toydiff.images.data import digits, shapes
 
 
 def test_digits_are_sklearns_with_a_fixed_held_out_split():
@@ -25,47 +27,51 @@ def test_digits_are_sklearns_with_a_fixed_held_out_split():
 
 def test_digit_captions():
     d = data.load("digits")
-    assert d.captions[0] == f"a photo of the digit {data.DIGIT_WORDS[d.labels[0]]}"
+    assert text.captions(d)[0] == f"a photo of the digit {digits.WORDS[d.labels[0]]}"
 
 
 def test_shapes_attributes_and_captions():
     s = data.load("shapes")
     assert s.x.shape == (8192, 16, 16, 3) and s.x.dtype == np.float32
     assert -1.0 <= s.x.min() and s.x.max() <= 1.0
-    for name, values in data.SHAPE_VALUES.items():
+    for name, values in shapes.VALUES.items():
         counts = np.bincount(s.attributes[name], minlength=len(values))
         assert counts.min() > 0.8 * len(s.x) / len(values)  # roughly balanced
     attrs = s.attribute_names(3)
     expected = f"a {attrs['size']} {attrs['colour']} {attrs['shape']}"
     if attrs["hat"] == "hat":
         expected += " wearing a hat"
-    assert s.captions[3] == expected
-    assert data.caption(
-        "shapes", {"shape": "circle", "colour": "red", "size": "small", "hat": "hat"}
-    ) == ("a small red circle wearing a hat")
+    assert text.captions(s.take([3])) == [expected]
+    assert shapes.caption({"shape": "circle", "colour": "red", "size": "small", "hat": "hat"}) == (
+        "a small red circle wearing a hat"
+    )
+    assert shapes.caption({"shape": "square", "hat": "no hat"}) == "a square"  # size, colour free
 
 
 def test_shapes_are_a_pure_function_of_the_index():
-    full = data.shapes("train", n=300)
-    part = data.shapes(indices=[299, 7, 150])
+    full = data.load("shapes", n=300)
+    part = shapes.draw([299, 7, 150])
     np.testing.assert_array_equal(part.x, full.x[[299, 7, 150]])
-    for name in data.SHAPE_VALUES:
+    for name in shapes.VALUES:
         np.testing.assert_array_equal(part.attributes[name], full.attributes[name][[299, 7, 150]])
-    test = data.shapes("test")
+        np.testing.assert_array_equal(
+            shapes.attributes_of([299, 7, 150])[name], part.attributes[name]
+        )
+    test = data.load("shapes", "test")
     assert test.index.min() >= 8192  # held-out images come after the training ones
 
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64])
 def test_shapes_at_every_size_keep_their_colours(size):
-    s = data.shapes(size=size, indices=np.arange(64))
+    s = shapes.draw(np.arange(64), size)
     assert s.x.shape == (64, size, size, 3)
-    red = s.attributes["colour"] == data.SHAPE_VALUES["colour"].index("red")
+    red = s.attributes["colour"] == shapes.VALUES["colour"].index("red")
     bright = (s.x[red] + 1) / 2
     assert bright[..., 0].max() > 0.95 and np.median(bright[..., 2]) < 0.05
 
 
 def test_a_hat_adds_white_pixels_above_the_shape():
-    s = data.shapes(indices=np.arange(400))
+    s = shapes.draw(np.arange(400))
     white = ((s.x + 1) / 2).min(-1) > 0.8
     hat = s.attributes["hat"] == 1
     assert white[hat].sum((1, 2)).min() >= 2 and white[~hat].sum((1, 2)).max() == 0
@@ -74,7 +80,7 @@ def test_a_hat_adds_white_pixels_above_the_shape():
 @pytest.mark.parametrize("size", [7, 15, 66, 0, 2.5, "big"])
 def test_bad_sizes_are_refused(size):
     with pytest.raises(DataError, match="even integer from 8 to 64"):
-        data.shapes(size=size, indices=[0])
+        data.load("shapes", size=size)
 
 
 def test_label_by_any_attribute():
@@ -100,16 +106,34 @@ def test_bad_requests_name_the_allowed_values(call, message):
         call()
 
 
-def test_meta_does_not_need_the_data():
-    m = data.meta("shapes", 32, "hat")
-    assert m["shape"] == (32, 32, 3) and m["class_names"] == ("no hat", "hat")
+def test_a_spec_says_what_the_data_looks_like_without_loading_it():
+    spec = data.spec("shapes")
+    assert spec.shape(32) == (32, 32, 3) and spec.attributes[spec.check_label_by("hat")] == (
+        "no hat",
+        "hat",
+    )
+    assert data.spec("digits").shape() == (8, 8, 1) and data.NAMES[:2] == ("digits", "shapes")
+    captions, named = spec.full_captions()
+    assert len(captions) == 48 and captions[0] == "a small red circle"
+    assert named[-1] == {"size": "large", "colour": "yellow", "shape": "triangle", "hat": "hat"}
+
+
+def test_every_registered_data_set_loads_both_splits_at_its_shape():
+    for name, spec in data.REGISTRY.items():
+        if spec.name == "mnist":  # an optional extra, tested in its own file
+            continue
+        for split in ("train", "test"):
+            images = data.load(name, split)
+            assert images.shape == spec.shape() and images.name == name
+            assert images.label_by == spec.label_by
+        assert spec.recipe.data == name and spec.recipe.net.dim == spec.shape()
 
 
 def test_fingerprint_tracks_content_and_class_choice():
     a, b = data.load("digits"), data.load("digits")
     assert a.fingerprint() == b.fingerprint()
-    s = data.shapes(indices=np.arange(10))
-    assert s.fingerprint() != data.shapes(indices=np.arange(1, 11)).fingerprint()
+    s = shapes.draw(np.arange(10))
+    assert s.fingerprint() != shapes.draw(np.arange(1, 11)).fingerprint()
     import dataclasses
 
     assert s.fingerprint() != dataclasses.replace(s, label_by="colour").fingerprint()

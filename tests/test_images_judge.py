@@ -5,6 +5,7 @@ import pytest
 
 from toydiff.errors import ToydiffError
 from toydiff.images import data, judge
+from toydiff.images.data import shapes
 
 
 def test_digit_judge_reads_held_out_digits():
@@ -13,7 +14,7 @@ def test_digit_judge_reads_held_out_digits():
     assert acc >= 0.97  # 0.997 here
 
 
-@pytest.mark.parametrize("attribute", list(data.SHAPE_VALUES))
+@pytest.mark.parametrize("attribute", list(shapes.VALUES))
 def test_shape_judge_reads_every_attribute_of_held_out_shapes(attribute):
     test = data.load("shapes", "test")
     predicted = judge.judge_for("shapes").predict(test.x, attribute)
@@ -21,9 +22,9 @@ def test_shape_judge_reads_every_attribute_of_held_out_shapes(attribute):
 
 
 def test_shape_judge_at_another_size():
-    test = data.shapes(size=32, indices=np.arange(9000, 9200))
+    test = shapes.draw(np.arange(9000, 9200), 32)
     j = judge.judge_for("shapes", 32)
-    for attribute in data.SHAPE_VALUES:
+    for attribute in shapes.VALUES:
         assert np.mean(j.predict(test.x, attribute) == test.attributes[attribute]) >= 0.95
 
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from toydiff import data
+from toydiff.engine.loop import objective
 from toydiff.errors import ToydiffError, TrainingError
 from toydiff.model import REFERENCE
 from toydiff.nets.mlp import init_network
-from toydiff.training import objective, train, train_chunks
+from toydiff.training import train, train_chunks
 
 SMALL = dataclasses.replace(REFERENCE, steps=600, chunk=200)
 
@@ -120,6 +121,7 @@ def test_cached_train_trains_once(tmp_path, monkeypatch):
 def test_a_complete_cache_entry_loads_without_writing(tmp_path, monkeypatch):
     """A read-only shared cache (a hub image warmed once) serves its models: no lock, no write."""
     from toydiff import training
+    from toydiff.engine import cache
 
     monkeypatch.setenv("TOYDIFF_CACHE", str(tmp_path))
     cfg = dataclasses.replace(SMALL, steps=400)
@@ -128,7 +130,7 @@ def test_a_complete_cache_entry_loads_without_writing(tmp_path, monkeypatch):
     def no_writes(*args, **kwargs):
         raise PermissionError(13, "Permission denied (a read-only cache)")
 
-    monkeypatch.setattr(training.filelock, "FileLock", no_writes)
+    monkeypatch.setattr(cache.filelock, "FileLock", no_writes)
     monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again"))
     again = training.cached_train(cfg, progress=False)
     assert all(np.array_equal(x, y) for x, y in zip(_leaves(first), _leaves(again), strict=True))

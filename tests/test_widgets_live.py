@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from toydiff import data as data_lib
 from toydiff import metrics, training, widgets
 from toydiff.errors import ToydiffError
 from toydiff.model import REFERENCE
@@ -82,9 +81,7 @@ def test_cached_train_keeps_a_snapshot_per_chunk(snapshot_runs, tmp_path, monkey
 def test_snapshots_without_a_complete_entry_say_how_to_fix_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TOYDIFF_CACHE", str(tmp_path))
     training.cached_train(SMALL, progress=False)
-    cloud = data_lib.load(SMALL.data)
-    parts = [SMALL.to_dict(), cloud.fingerprint(), training.source_hash()]
-    folder = training.cache_entry(parts) / training.SNAPSHOTS
+    folder = training.cache_folder(SMALL) / training.SNAPSHOTS
     for run in folder.glob("*/run.toydiff"):
         run.unlink()
     with pytest.raises(ToydiffError, match="no training snapshots"):

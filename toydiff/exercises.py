@@ -527,7 +527,7 @@ def _ddpm_case(key: jax.Array, sigma_t: float, sigma_r: float) -> _Case:
     """One ancestral step: the library's posterior mean and std, and the wrong versions."""
     xt, eps_hat, z = _step_inputs(key)
     mean = _library_step(samplers.ddpm, xt, eps_hat, sigma_t, sigma_r, noise=False)
-    std = math.sqrt(float(samplers._ddpm_posterior(1.0, sigma_t, 1.0, sigma_r)[2]))
+    std = math.sqrt(float(samplers.ddpm_posterior(1.0, sigma_t, 1.0, sigma_r)[2]))
     ddim = _library_step(samplers.ddim, xt, eps_hat, sigma_t, sigma_r)
     x, e, z_ = _np(xt), _np(eps_hat), _np(z)
     shrink = 1 - sigma_r**2 / sigma_t**2

@@ -149,9 +149,14 @@ def cached_train(config: TrainConfig = REFERENCE, *, progress: bool = True) -> M
 
 
 def _cache_key(config: TrainConfig) -> tuple[data_lib.PointCloud, list]:
-    """The data of a 2D config and the parts of its cache key (config, data, source code)."""
+    """The data of a 2D config and the parts of its cache key (config, data, defining code)."""
     cloud = data_lib.load(config.data)
     return cloud, [config.to_dict(), cloud.fingerprint(), code_fingerprint("toydiff.training")]
+
+
+def cache_folder(config: TrainConfig):
+    """The model cache's folder for a 2D config (trained or not)."""
+    return cache_entry(_cache_key(config)[1])
 
 
 SNAPSHOTS = "snapshots"  # the cache entry's folder of per-chunk snapshots
@@ -186,7 +191,7 @@ def cached_snapshots(config: TrainConfig = REFERENCE, *, progress: bool = True) 
         Models after ``chunk``, ``2 * chunk``, ..., ``steps`` steps (in that order).
     """
     final = cached_train(config, progress=progress)
-    folder = cache_entry(_cache_key(config)[1]) / SNAPSHOTS
+    folder = cache_folder(config) / SNAPSHOTS
     runs = sorted(folder.glob("*/run.toydiff"))
     if not runs or int(runs[-1].parent.name) != final.steps:
         raise ToydiffError(

@@ -354,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     from toydiff.cli.args import finite, positive, seed
     from toydiff.engine.limits import MAX_SAMPLER_STEPS
     from toydiff.engine.objectives import OBJECTIVES
+    from toydiff.engine.processes import PROCESSES
     from toydiff.engine.samplers import SAMPLERS
 
     parser = _Parser(prog="toydiff", description="An interactive toy-diffusion lab.")
@@ -384,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--process", default="ve", choices=("ve", "vp", "vp-cosine", "flow"))
+    p.add_argument("--process", default="ve", choices=PROCESSES)
     p.add_argument("--objective", default="eps", choices=OBJECTIVES)
     p.add_argument("--labels", action="store_true", help="train a class-conditional model")
     p.add_argument(

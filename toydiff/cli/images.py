@@ -249,8 +249,7 @@ def cmd_eval(args):
     want = spec.shape(x.shape[1] if spec.max_size else None)
     if tuple(x.shape[1:]) != want:
         raise ToydiffError(
-            f"{args.samples} holds images of shape {x.shape[1:]}, but {args.data} images are "
-            f"{want}"
+            f"{args.samples} holds images of shape {x.shape[1:]}, but {args.data} images are {want}"
         )
     prompt = args.prompt
     if prompt is None and args.label is None and "prompt" in arrays:
@@ -298,6 +297,8 @@ def _fmt(key, value) -> str:
 def add_parser(sub, verb) -> None:
     """Add ``toydiff images {train, sample, eval}`` to the CLI's sub-parsers."""
     from toydiff.engine.limits import MAX_SAMPLER_STEPS
+    from toydiff.engine.objectives import OBJECTIVES
+    from toydiff.engine.processes import PROCESSES
     from toydiff.engine.samplers import SAMPLERS
     from toydiff.images import data as image_data
     from toydiff.images.config import CONDITIONS
@@ -317,8 +318,8 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--steps", type=positive, help="training steps")
     p.add_argument("--batch", type=positive, help="global batch (a multiple of the devices)")
     p.add_argument("--seed", type=seed)
-    p.add_argument("--process", choices=("ve", "vp", "vp-cosine", "flow"))
-    p.add_argument("--objective", choices=("eps", "x0", "v", "velocity"))
+    p.add_argument("--process", choices=PROCESSES)
+    p.add_argument("--objective", choices=[o for o in OBJECTIVES if o != "naive"])
     p.add_argument("--lr", type=finite, help="AdamW learning rate")
     p.add_argument("--cond-drop", type=finite, help="label dropout for guidance, in [0, 1)")
     p.add_argument("--channels", type=_channels, help="U-Net channels per level, e.g. 32,64")

@@ -26,17 +26,20 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from toydiff.engine.processes import _bcast
+from toydiff.engine.processes import broadcast
+from toydiff.engine.registry import Registry
 
-OBJECTIVES = ("eps", "x0", "v", "velocity", "naive")
-_PREDICTION_OF = {"eps": "eps", "x0": "x0", "v": "v", "velocity": "velocity", "naive": "eps"}
+OBJECTIVES = Registry(
+    "objective",
+    (("eps", "eps"), ("x0", "x0"), ("v", "v"), ("velocity", "velocity"), ("naive", "eps")),
+)
+"""Every objective by name, with what the network's output means when trained on it (the naive
+one-step target is scaled to predict eps)."""
 
 
 def check_objective(name: str) -> str:
     """Return ``name`` if it is a known objective, else raise ValueError naming the allowed ones."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; expected one of {', '.join(OBJECTIVES)}")
-    return name
+    return OBJECTIVES.check(name)
 
 
 def naive_coefficients(process, t, s):
@@ -85,12 +88,13 @@ def training_example(key, process, x0, objective: str, naive_dt: float = 0.01):
         x_s, _ = process.marginal(k_eps, x0, s)
         ratio = process.alpha(t) / process.alpha(s)
         step_std = jnp.sqrt(jnp.maximum(process.sigma(t) ** 2 - (ratio * process.sigma(s)) ** 2, 0))
-        xt = _bcast(ratio, x0) * x_s + _bcast(step_std, x0) * jax.random.normal(k_step, x0.shape)
+        noise = jax.random.normal(k_step, x0.shape)
+        xt = broadcast(ratio, x0) * x_s + broadcast(step_std, x0) * noise
         a, b = naive_coefficients(process, t, s)
-        return xt, t, (x_s - _bcast(a, x0) * xt) / _bcast(b, x0)
+        return xt, t, (x_s - broadcast(a, x0) * xt) / broadcast(b, x0)
     t = _sample_times(k_t, process, n, process.t_min)
     xt, eps = process.marginal(k_eps, x0, t)
-    return xt, t, process.predict(xt, t, x0, eps, _PREDICTION_OF[objective])
+    return xt, t, process.predict(xt, t, x0, eps, OBJECTIVES[objective])
 
 
 SIGMA_DATA = 0.5
@@ -104,7 +108,7 @@ def scale_input(process, xt, t):
     network learns far better on inputs of unit size (Karras et al. 2022, "c_in"). This is part
     of how the network is wired to the process, not of the loss or the target.
     """
-    a, s = _bcast(process.alpha(t), xt), _bcast(process.sigma(t), xt)
+    a, s = broadcast(process.alpha(t), xt), broadcast(process.sigma(t), xt)
     return xt / jnp.sqrt(a**2 * SIGMA_DATA**2 + s**2)
 
 
@@ -179,7 +183,7 @@ class NetworkDenoiser:
     def __call__(self, xt, t):
         net = nnx.merge(self.graphdef, self.params)
         out = net(scale_input(self.process, xt, t), t, self.label)
-        return self.process.x0_eps_from(xt, t, out, _PREDICTION_OF[self.objective])
+        return self.process.x0_eps_from(xt, t, out, OBJECTIVES[self.objective])
 
     def with_label(self, label):
         """The same network with another condition: a class id, a vector, or None (null)."""

@@ -17,7 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from toydiff.engine.processes import _bcast
+from toydiff.engine.processes import broadcast
 
 
 @functools.partial(
@@ -48,14 +48,14 @@ class PointSetOracle:
     def __call__(self, xt, t):
         n = xt.shape[0]
         flat, points = xt.reshape(n, -1), self.points.reshape(self.points.shape[0], -1)
-        a, s = _bcast(self.process.alpha(t), flat), _bcast(self.process.sigma(t), flat)
+        a, s = broadcast(self.process.alpha(t), flat), broadcast(self.process.sigma(t), flat)
         # |x - a p|^2 = |x|^2 - 2 a x.p + a^2 |p|^2: one matrix product, no (n, m, d) array.
         sq = jnp.sum(flat**2, axis=-1, keepdims=True) + a**2 * jnp.sum(points**2, axis=-1)
         d2 = jnp.maximum(sq - 2 * a * (flat @ points.T), 0.0)
         # a and s have shape (n, 1) or (1, 1), so they broadcast against d2 of shape (n, m).
         w = jax.nn.softmax(-d2 / (2 * s**2) + self.log_weights, axis=-1)
         x0_hat = (w @ points).reshape(xt.shape)
-        return x0_hat, (xt - _bcast(self.process.alpha(t), xt) * x0_hat) / _bcast(
+        return x0_hat, (xt - broadcast(self.process.alpha(t), xt) * x0_hat) / broadcast(
             self.process.sigma(t), xt
         )
 

@@ -27,16 +27,19 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
+from toydiff.engine.registry import Registry
+
 PROCESS_NAMES = ("ve", "vp", "flow")
 PREDICTIONS = ("eps", "x0", "v", "score", "velocity")
 
 
-def _bcast(coef, x):
+def broadcast(coef, x):
     """Broadcast a per-example coefficient of shape () or (n,) against x of shape (n, d)."""
     coef = jnp.asarray(coef, dtype=x.dtype)
     return coef.reshape(coef.shape + (1,) * (x.ndim - coef.ndim))
@@ -82,7 +85,7 @@ class _Gaussian:
             (xt, eps), both of shape (n, d).
         """
         eps = jax.random.normal(key, x0.shape, x0.dtype)
-        return _bcast(self.alpha(t), x0) * x0 + _bcast(self.sigma(t), x0) * eps, eps
+        return broadcast(self.alpha(t), x0) * x0 + broadcast(self.sigma(t), x0) * eps, eps
 
     def prior(self, key, shape):
         """Draw from the prior N(0, sigma(t_max)^2 I) that sampling starts from; shape (n, d)."""
@@ -91,38 +94,38 @@ class _Gaussian:
     # Conversions. Each takes the noisy point xt (n, d), time t (() or (n,)) and a prediction.
     def x0_from_eps(self, xt, t, eps):
         """x0 = (xt - sigma eps) / alpha."""
-        return (xt - _bcast(self.sigma(t), xt) * eps) / _bcast(self.alpha(t), xt)
+        return (xt - broadcast(self.sigma(t), xt) * eps) / broadcast(self.alpha(t), xt)
 
     def eps_from_x0(self, xt, t, x0):
         """eps = (xt - alpha x0) / sigma."""
-        return (xt - _bcast(self.alpha(t), xt) * x0) / _bcast(self.sigma(t), xt)
+        return (xt - broadcast(self.alpha(t), xt) * x0) / broadcast(self.sigma(t), xt)
 
     def score_from_eps(self, xt, t, eps):
         """The score grad log p(xt) = -eps / sigma (Tweedie)."""
-        return -eps / _bcast(self.sigma(t), xt)
+        return -eps / broadcast(self.sigma(t), xt)
 
     def eps_from_score(self, xt, t, score):
         """eps = -sigma * score."""
-        return -_bcast(self.sigma(t), xt) * score
+        return -broadcast(self.sigma(t), xt) * score
 
     def v_from(self, xt, t, x0, eps):
         """v = alpha eps - sigma x0 (Salimans & Ho)."""
-        return _bcast(self.alpha(t), xt) * eps - _bcast(self.sigma(t), xt) * x0
+        return broadcast(self.alpha(t), xt) * eps - broadcast(self.sigma(t), xt) * x0
 
     def x0_eps_from_v(self, xt, t, v):
         """Invert v = alpha eps - sigma x0 together with xt = alpha x0 + sigma eps."""
-        a, s = _bcast(self.alpha(t), xt), _bcast(self.sigma(t), xt)
+        a, s = broadcast(self.alpha(t), xt), broadcast(self.sigma(t), xt)
         norm = a * a + s * s
         return (a * xt - s * v) / norm, (s * xt + a * v) / norm
 
     def velocity_from(self, xt, t, x0, eps):
         """The path velocity dx/dt = alpha' x0 + sigma' eps; its conditional mean drives the ODE."""
-        return _bcast(self.dalpha(t), xt) * x0 + _bcast(self.dsigma(t), xt) * eps
+        return broadcast(self.dalpha(t), xt) * x0 + broadcast(self.dsigma(t), xt) * eps
 
     def x0_eps_from_velocity(self, xt, t, u):
         """Invert u = alpha' x0 + sigma' eps together with xt = alpha x0 + sigma eps."""
-        a, s = _bcast(self.alpha(t), xt), _bcast(self.sigma(t), xt)
-        da, ds = _bcast(self.dalpha(t), xt), _bcast(self.dsigma(t), xt)
+        a, s = broadcast(self.alpha(t), xt), broadcast(self.sigma(t), xt)
+        da, ds = broadcast(self.dalpha(t), xt), broadcast(self.dsigma(t), xt)
         det = a * ds - s * da
         return (ds * xt - s * u) / det, (a * u - da * xt) / det
 
@@ -312,28 +315,32 @@ def random_walk(key, process, x0, steps: int = 100):
     return ts, jnp.concatenate([start[None], xs], axis=0)
 
 
+PROCESSES = Registry(
+    "process",
+    (
+        ("ve", VE),
+        ("vp", VP),
+        ("vp-cosine", functools.partial(VP, schedule="cosine")),
+        ("flow", Flow),
+    ),
+)
+"""Every forward process by name: its constructor (keyword arguments are its fields)."""
+
+
 def make_process(name: str, **kwargs) -> _Gaussian:
     """Build a process by name: ``"ve"``, ``"vp"`` (linear), ``"vp-cosine"`` or ``"flow"``.
 
     Args:
-        name: the process name.
+        name: the process name (``PROCESSES``).
         **kwargs: fields of the process dataclass, e.g. ``sigma_max=1.0`` for VE.
 
     Returns:
         The process.
 
     Raises:
-        ValueError: for an unknown name.
+        ToydiffError: (a ValueError) for an unknown name, listing the known ones.
     """
-    if name == "ve":
-        return VE(**kwargs)
-    if name == "vp":
-        return VP(**kwargs)
-    if name == "vp-cosine":
-        return VP(schedule="cosine", **kwargs)
-    if name == "flow":
-        return Flow(**kwargs)
-    raise ValueError(f"unknown process {name!r}; expected one of ve, vp, vp-cosine, flow")
+    return PROCESSES[name](**kwargs)
 
 
 class RunSettings:

@@ -18,17 +18,19 @@ class Registry(Mapping):
     Args:
         what: what an entry is, for messages ("sampler", "image data set").
         entries: (name, entry) pairs, in the order choices are listed.
+        error: the ``ToydiffError`` subclass an unknown name raises.
     """
 
-    def __init__(self, what: str, entries):
+    def __init__(self, what: str, entries, error: type[ToydiffError] = ToydiffError):
         self.what = what
         self._entries = dict(entries)
+        self._error = error
 
     def __getitem__(self, name: str):
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise ToydiffError(
+            raise self._error(
                 f"unknown {self.what} {name!r}; allowed: {', '.join(self._entries)}"
             ) from None
 

@@ -27,9 +27,8 @@ import jax
 import jax.numpy as jnp
 
 from toydiff.engine import limits
+from toydiff.engine.registry import Registry
 from toydiff.errors import ToydiffError
-
-SAMPLERS = ("ddpm", "ddpm-nonoise", "ddim", "euler", "heun", "sde")
 
 
 def frame_times(process, steps, t_start=None):
@@ -63,7 +62,7 @@ def _scan(step_fn, x_init, process, steps, key, t_start=None):
     return jnp.concatenate([x_init[None], xs], axis=0)
 
 
-def _ddpm_posterior(a_t, s_t, a_r, s_r):
+def ddpm_posterior(a_t, s_t, a_r, s_r):
     """Coefficients of q(x_r | x_t, x0) = N(c_x x_t + c_0 x0, var) for a Gaussian path."""
     a_tr = a_t / a_r
     s2_tr = s_t**2 - a_tr**2 * s_r**2
@@ -91,7 +90,7 @@ def ddpm(key, denoiser, process, x_init, steps, noise=True, t_start=None):
 
     def step(x, coefs, k):
         t, _, a_t, s_t, a_r, s_r = coefs
-        c_x, c_0, var = _ddpm_posterior(a_t, s_t, a_r, s_r)
+        c_x, c_0, var = ddpm_posterior(a_t, s_t, a_r, s_r)
         x0_hat, _ = denoiser(x, t)
         mean = c_x * x + c_0 * x0_hat
         if not noise:
@@ -219,14 +218,18 @@ def euler_maruyama(key, denoiser, process, x_init, steps, churn=1.0, t_start=Non
     return _scan(step, x_init, process, steps, key, t_start)
 
 
-_BY_NAME = {
-    "ddpm": ddpm,
-    "ddpm-nonoise": ddpm_nonoise,
-    "ddim": ddim,
-    "euler": euler,
-    "heun": heun,
-    "sde": euler_maruyama,
-}
+SAMPLERS = Registry(
+    "sampler",
+    (
+        ("ddpm", ddpm),
+        ("ddpm-nonoise", ddpm_nonoise),
+        ("ddim", ddim),
+        ("euler", euler),
+        ("heun", heun),
+        ("sde", euler_maruyama),
+    ),
+)
+"""Every sampler by name, in the order the command line and the widgets offer them."""
 
 
 OPTIONS = {
@@ -242,9 +245,7 @@ OPTIONS = {
 
 def get_sampler(name: str):
     """Look a sampler up by name; raises ToydiffError (a ValueError) listing ``SAMPLERS``."""
-    if name not in _BY_NAME:
-        raise ToydiffError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
-    return _BY_NAME[name]
+    return SAMPLERS[name]
 
 
 def check_options(name: str, options: dict | None) -> dict:

@@ -97,7 +97,6 @@ class ImageTrainConfig(RunSettings):
         return cls(**{**d, "net": UNetConfig(**net), "held_out": held_out})
 
 
-
 @dataclasses.dataclass(frozen=True)
 class CLIPConfig:
     """A toy CLIP run. ``clip_config(data)`` gives each data set's defaults.

@@ -32,7 +32,6 @@ MAX_TOKENS = 6  # content words the encoder reads
 PAD = 0
 
 
-
 def _spec(data: str):
     """The spec of a data set with captions; ToydiffError otherwise."""
     spec = image_data.spec(data)

@@ -42,7 +42,7 @@ class QualityExplorer(_Explorer):
         self.models, self.n, self.seed, self._memo = dict(models), n, seed, {}
         self.model = widgets.ToggleButtons(options=list(models), description="model")
         self.sampler = widgets.Dropdown(
-            options=samplers.SAMPLERS, value=sampler, description="sampler"
+            options=samplers.SAMPLERS.names, value=sampler, description="sampler"
         )
         self.steps = widgets.SelectionSlider(
             options=list(STEP_CHOICES),

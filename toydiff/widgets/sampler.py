@@ -76,7 +76,7 @@ class SamplerExplorer(_Explorer):
         """The ipywidgets of the explorer, and its layout."""
         s = _SLIDER
         self.sampler = widgets.Dropdown(
-            options=samplers.SAMPLERS, value=sampler, description="sampler"
+            options=samplers.SAMPLERS.names, value=sampler, description="sampler"
         )
         self.steps = widgets.IntSlider(
             value=steps, min=4, max=256, description="steps", continuous_update=False, **s

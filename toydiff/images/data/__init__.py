@@ -16,6 +16,7 @@ one file and one line below.
 from __future__ import annotations
 
 from toydiff.engine.registry import Registry
+from toydiff.errors import DataError
 from toydiff.images.data import digits, shapes
 from toydiff.images.data.base import SPLITS, DataSpec, ImageSet, class_id
 
@@ -25,6 +26,7 @@ REGISTRY = Registry(
         (digits.SPEC.name, digits.SPEC),
         (shapes.SPEC.name, shapes.SPEC),
     ),
+    error=DataError,
 )
 """The image data sets by name: one line each."""
 
