@@ -146,7 +146,7 @@ def _state(folder) -> dict:
 _S = ["--steps", "2", "--n", "4", "--out", "{tmp}/s.npz"]  # sample arguments that would be fine
 _IS = ["--n", "4", "--steps", "2", "--out", "{tmp}/s.npz"]
 _T = ["--steps", "5", "--out", "{tmp}/run", "--quiet"]  # training must fail before it writes
-_IT = ["--data", "digits", "--steps", "5", "--batch", "16", "--out", "{tmp}/run", "--quiet"]
+_IT = ["--data", "digits", "--steps", "5", "--batch-size", "16", "--out", "{tmp}/run", "--quiet"]
 _MEM_2D = "--n 100000000 with --steps 64 needs about 309 GB"
 _MEM_FIT = f"at most {(FREE - 0) // (4 * (2 * 65 * 2 + 512))} samples fit at 64 steps"
 
@@ -335,7 +335,7 @@ CLI = [
     ("demo-out-a-file", ["demo", "cfg", "--out", "{file}"], "cannot write to {file}: it is a"),
     # -- bench
     ("bench-steps-zero", ["bench", "--steps", "0"], "argument --steps: must be at least 1"),
-    ("bench-batch-without-images", ["bench", "--batch", "8"], "--batch bench the image path"),
+    ("bench-batch-without-images", ["bench", "--batch", "8"], "--batch-size bench the image path"),
     ("bench-images-with-steps", ["bench", "--images", "--steps", "9"], "--steps bench the 2D"),
     ("bench-images-batch-zero", ["bench", "--images", "--batch", "0"], "got 0"),
     ("bench-no-notebooks", ["bench", "--notebooks", "{tmp}"], "no chapter notebooks"),
@@ -372,7 +372,7 @@ CLI = [
         "--condition none has none",
     ),
     ("images-train-batch-zero", ["images", "train", *_IT, "--batch", "0"], "at least 1, got 0"),
-    ("images-train-batch-huge", ["images", "train", *_IT, "--batch", "5000"], "--batch 5000"),
+    ("images-train-batch-huge", ["images", "train", *_IT, "--batch", "5000"], "--batch-size 5000"),
     ("images-train-size", ["images", "train", *_IT, "--size", "16"], "digits are 8x8"),
     (
         "images-train-out-holds-a-run",

@@ -193,7 +193,7 @@ def test_a_batch_that_does_not_split_over_the_devices(tmp_path):
            "--batch", "12", "--out", str(tmp_path / "r")]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "--batch 12 does not split over 8 devices; use a multiple of 8" in proc.stderr
+    assert "--batch-size 12 does not split over 8 devices; use a multiple of 8" in proc.stderr
 
 
 def test_eval_mistakes(run_dir, tmp_path, capsys):

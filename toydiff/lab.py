@@ -194,7 +194,7 @@ def launch(
     dest = pathlib.Path(dest).expanduser().resolve()
     token = secrets.token_hex(24) if token is None else token
     news = {"url": lab_url(port, token, ip), "dir": str(dest), "port": port}
-    (announce or _print)(
+    (announce or print_news)(
         {**news, "copied": [p.name for p in copied], "kept": [p.name for p in kept]}
     )
     sys.stdout.flush()  # the URL must be out before JupyterLab's log starts
@@ -202,7 +202,7 @@ def launch(
     return _serve(lab_command(dest, port, ip, open_browser), dest, env)
 
 
-def _print(news: dict) -> None:
+def print_news(news: dict) -> None:
     """Say what was copied and where the lab is."""
     print(
         f"toydiff lab: {len(news['copied'])} notebooks copied to {news['dir']}, "

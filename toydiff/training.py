@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toydiff import data as data_lib
+from toydiff.engine import checkpoint
 from toydiff.engine.cache import cache_entry, cached, code_fingerprint
 from toydiff.engine.loop import check_settings, follow, init_state, run_chunks, timing
 from toydiff.errors import ToydiffError
@@ -83,10 +84,17 @@ def train_chunks(config: TrainConfig, cloud: data_lib.PointCloud | None = None) 
         ``model.timing`` the compile and training seconds.
 
     Raises:
+        ToydiffError: at once (before the first snapshot is asked for), for settings that cannot
+            train on this data (``check_config``).
         TrainingError: if the loss becomes NaN or infinite.
     """
     cloud = data_lib.load(config.data) if cloud is None else cloud
     check_config(config, cloud)
+    return _chunks(config, cloud)
+
+
+def _chunks(config: TrainConfig, cloud: data_lib.PointCloud) -> Iterator[Model]:
+    """``train_chunks``'s snapshots, of a checked config."""
     graphdef, params = init_network(config.net, config.seed)
     labels = jnp.asarray(cloud.labels) if config.labels else None
     source = Resample(jnp.asarray(cloud.x), labels, config.batch_size)
@@ -109,24 +117,36 @@ def train(
     config: TrainConfig = REFERENCE,
     cloud: data_lib.PointCloud | None = None,
     *,
+    out=None,
+    overwrite: bool = False,
     progress: bool = True,
     callback: Callable[[Model], None] | None = None,
 ) -> Model:
-    """Train a model, with a progress bar on stderr.
+    """Train a model, with a progress bar on stderr, and save it to ``out``.
 
-    Ctrl-C stops training and returns the model after the last finished chunk (its
+    The config and ``out`` are checked before any work (and ``out`` before training, not after
+    it: a run that could not be saved, or would replace another, is refused while nothing is
+    lost). Ctrl-C stops training and returns the model after the last finished chunk (its
     ``interrupted`` flag is set); nothing trained before that is lost.
 
     Args:
         config: the training settings; the defaults are the reference spiral model.
         cloud: the data; loaded from ``config.data`` if None.
+        out: the run directory to save the model in; None keeps it in memory only.
+        overwrite: replace a run already in ``out``.
         progress: show a progress bar.
         callback: called with each chunk's snapshot (for live plots).
 
     Returns:
         The trained ``Model``.
     """
-    return follow(train_chunks(config, cloud), config.steps, progress=progress, callback=callback)
+    snapshots = train_chunks(config, cloud)  # checks the config
+    if out is not None:
+        checkpoint.check_output(out, overwrite=overwrite)
+    model = follow(snapshots, config.steps, progress=progress, callback=callback)
+    if out is not None:
+        model.save(out, overwrite=True)  # ``out`` was checked before training
+    return model
 
 
 def cached_train(config: TrainConfig = REFERENCE, *, progress: bool = True) -> Model:

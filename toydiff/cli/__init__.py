@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import math
 import os
 import pathlib
 import sys
-import time
-import zipfile
-import zlib
 
 import numpy as np
 
+from toydiff.cli.output import emit, load_npz
 from toydiff.errors import ToydiffError
 
 
@@ -34,38 +30,11 @@ class _Parser(argparse.ArgumentParser):
         raise ToydiffError(f"{self.prog}: {message} (see --help)")
 
 
-def _emit(args, payload: dict, text: str):
-    """Print the JSON object with --json, else the human-readable text."""
-    if args.json:
-        print(json.dumps(_plain(payload), allow_nan=False))
-    else:
-        print(text)
-
-
-def _plain(value):
-    """Numpy values as plain JSON numbers and lists; NaN and inf become null (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__array__"):
-        return _plain(np.asarray(value).tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _key(seed: int):
-    import jax
-
-    return jax.random.key(seed)
-
-
 def cmd_train(args):
     from toydiff import data as data_lib
     from toydiff.engine import checkpoint
     from toydiff.model import FAST, REFERENCE, REFERENCE_CONDITIONAL
-    from toydiff.training import check_config, train
+    from toydiff.training import train
 
     if args.sigma_max is not None and args.process != "ve":
         raise ToydiffError(
@@ -92,12 +61,9 @@ def cmd_train(args):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     config = dataclasses.replace(base, **changes)
-    check_config(config, cloud)  # before the progress bar starts, so an error stays one line
-    # Before training, not after it: a run that could not be saved, or would silently replace
-    # another, is refused while nothing is lost.
-    checkpoint.check_output(args.out, overwrite=args.overwrite)
-    model = train(config, cloud, progress=not args.quiet)
-    path = model.save(args.out, overwrite=args.overwrite)
+    # ``train`` checks the config and --out before any work, and saves the run.
+    model = train(config, cloud, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
+    path = pathlib.Path(args.out) / checkpoint.FILENAME
     payload = {
         "run": str(path),
         "steps": model.steps,
@@ -105,83 +71,12 @@ def cmd_train(args):
         "interrupted": model.interrupted,
         **model.timing,
     }
-    _emit(
+    emit(
         args,
         payload,
         f"saved {path} after {model.steps} steps "
         f"(loss {payload['final_loss']:.4f}, {model.timing['steps_per_s']:.0f} steps/s)",
     )
-
-
-def check_run(run: str, model, **request) -> None:
-    """``model.check_sample(**request)``, its message prefixed with the run it is about."""
-    try:
-        model.check_sample(**request)
-    except ToydiffError as err:
-        raise ToydiffError(f"--run {run}: {err}") from None
-
-
-def cmd_sample(args):
-    import jax
-
-    from toydiff.cli.args import output_file
-    from toydiff.engine import guidance, limits, samplers
-    from toydiff.model import Model
-
-    # Everything that needs no model, before the run is even read.
-    options = {} if args.eta is None else {"eta": args.eta}
-    samplers.check(args.sampler, args.steps, options)
-    limits.check_count(args.n)
-    guidance.check_negative(args.label, args.negative)
-    model = Model.load(args.run)
-    request = {
-        "n": args.n,
-        "steps": args.steps,
-        "sampler": args.sampler,
-        "options": options,
-        "label": args.label,
-        "exact": args.exact,
-        "guidance": args.guidance,
-        "negative": args.negative,
-    }
-    check_run(args.run, model, **request)  # labels, guidance, memory: before any sampling
-    out = output_file(args.out, ".npz", add_suffix=True)  # last: it makes a missing folder
-    t0 = time.perf_counter()
-    traj = model.sample(_key(args.seed), **request)
-    traj = np.asarray(jax.block_until_ready(traj))
-    seconds = time.perf_counter() - t0
-    arrays = {"x": traj[-1]}
-    if args.trajectory:
-        arrays["trajectory"] = traj
-    if args.label is not None:
-        arrays["label"] = np.int32(model.label_id(args.label))
-        arrays["class_names"] = np.array(model.cloud.class_names)
-    try:
-        np.savez(out, **arrays)
-    except OSError as err:
-        raise ToydiffError(f"cannot write {out}: {err.strerror or err}") from None
-    payload = {
-        "out": str(out),
-        "n": args.n,
-        "steps": args.steps,
-        "sampler": args.sampler,
-        "seconds": seconds,
-        "trajectory": args.trajectory,
-    }
-    _emit(args, payload, f"wrote {args.n} samples to {out} ({seconds:.2f} s)")
-
-
-def load_npz(path: str, hint: str) -> dict:
-    """The arrays of a .npz file; ToydiffError (with ``hint`` on how to make one) if unreadable."""
-    p = pathlib.Path(path)
-    if not p.exists():
-        raise ToydiffError(f"no samples file at {path}; make one with {hint}")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        reason = " ".join(str(err).split())
-        raise ToydiffError(f"{path} is not a readable .npz file ({reason})") from None
 
 
 def _read_samples(path: str) -> dict:
@@ -243,7 +138,7 @@ def cmd_eval(args):
     text = "  ".join(
         f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
     )
-    _emit(args, result, text)
+    emit(args, result, text)
 
 
 def cmd_phase(args):
@@ -280,13 +175,15 @@ def cmd_phase(args):
         "cos_centroid": d["cos_centroid"],
         "cos_curve": d["cos_curve"],
     }
-    _emit(
-        args, payload, f"t* = {d['t_star']:.3f} (the field switches from the centre to the curve)"
-    )
+    emit(args, payload, f"t* = {d['t_star']:.3f} (the field switches from the centre to the curve)")
 
 
 def cmd_bench(args):
-    image_only = [f"--{k}" for k in ("batch", "dtype", "conv") if getattr(args, k) is not None]
+    image_only = [
+        f"--{k.replace('_', '-')}"
+        for k in ("batch_size", "dtype", "conv")
+        if getattr(args, k) is not None
+    ]
     if not args.images and image_only:
         raise ToydiffError(f"{', '.join(image_only)} bench the image path: add --images")
     lab_only = [f"--{k}" for k in ("steps", "notebooks", "versus") if getattr(args, k) is not None]
@@ -296,7 +193,7 @@ def cmd_bench(args):
     if args.images:
         from toydiff.images import bench as image_bench
 
-        report = image_bench.run(batch=args.batch, dtype=args.dtype, conv=args.conv)
+        report = image_bench.run(batch=args.batch_size, dtype=args.dtype, conv=args.conv)
         lines = [f"machine: {report['machine']}"]
         for m in report["models"]:
             lines.append(
@@ -307,7 +204,7 @@ def cmd_bench(args):
                 f"(XLA: {m['xla_forward_flops_per_image'] / 1e6:.1f})"
                 + (f", MFU {m['mfu']:.1%}" if "mfu" in m else "")
             )
-        _emit(args, report, "\n".join(lines))
+        emit(args, report, "\n".join(lines))
         return
     from toydiff import bench
 
@@ -319,7 +216,7 @@ def cmd_bench(args):
         versus_command=args.versus,
     )
     lines = [f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in report.items()]
-    _emit(args, report, "\n".join(lines))
+    emit(args, report, "\n".join(lines))
 
 
 def cmd_demo(args):
@@ -345,17 +242,15 @@ def cmd_demo(args):
     text = "\n".join(
         f"wrote {f['path']} ({f['bytes'] / 1e6:.2f} MB, {f['frames']} frames)" for f in files
     )
-    _emit(args, {"files": files}, text)
+    emit(args, {"files": files}, text)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The toydiff argument parser, with one sub-command per verb."""
-    from toydiff.cli import clip, images, lab
-    from toydiff.cli.args import finite, positive, seed
-    from toydiff.engine.limits import MAX_SAMPLER_STEPS
+    from toydiff.cli import clip, images, lab, sampling
+    from toydiff.cli.args import add_batch_size, finite, positive, seed
     from toydiff.engine.objectives import OBJECTIVES
     from toydiff.engine.processes import PROCESSES
-    from toydiff.engine.samplers import SAMPLERS
 
     parser = _Parser(prog="toydiff", description="An interactive toy-diffusion lab.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
@@ -391,32 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cond-drop", type=finite, help="label dropout for guidance (0.2 with --labels)"
     )
-    p.add_argument("--batch-size", type=int, help="points per step (0 = all)")
+    add_batch_size(p, int, "points per step (0 = all)")
     p.add_argument("--lr", type=finite, help="AdamW learning rate (1e-3)")
     p.add_argument("--sigma-max", type=finite, help="VE sigma_max (10; 1 with --labels)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = verb("sample", cmd_sample, "sample a trained run and save the points as .npz")
-    p.add_argument("--run", required=True, help="run directory made by `toydiff train`")
-    p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
-    p.add_argument(
-        "--steps", type=int, default=64, help=f"sampler steps (1 to {MAX_SAMPLER_STEPS})"
-    )
-    p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--seed", type=seed, default=0)
-    p.add_argument(
-        "--eta", type=finite, help="DDIM stochasticity in [0, 1] (default 0: deterministic)"
-    )
-    p.add_argument("--label", help="class to generate (labelled runs)")
-    p.add_argument(
-        "--guidance",
-        type=finite,
-        help="classifier-free guidance weight w (default 3; 1.25 with --negative)",
-    )
-    p.add_argument("--negative", help="class to steer away from")
-    p.add_argument("--exact", action="store_true", help="use the exact field of the training data")
-    p.add_argument("--trajectory", action="store_true", help="also save every step")
-    p.add_argument("--out", required=True, help="output .npz file")
+    p = verb("sample", sampling.run, "sample a trained run (2D or images) and save it as .npz")
+    sampling.add_arguments(p, images=False)
 
     p = verb("eval", cmd_eval, "score samples against a data set")
     p.add_argument("samples", help=".npz file made by `toydiff sample`")
@@ -452,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='time whole training processes against CMD, e.g. "python recipe_torch.py 15000"',
     )
     p.add_argument("--images", action="store_true", help="bench the image path instead")
-    p.add_argument("--batch", type=positive, help="image batch (--images)")
+    add_batch_size(p, positive, "image batch (--images)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), help="compute dtype (--images)")
     p.add_argument("--conv", choices=("matmul", "xla"), help="convolution kernel (--images)")
     return parser

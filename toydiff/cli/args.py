@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import pathlib
+import sys
 
 from toydiff.engine import checkpoint, limits
 from toydiff.errors import ToydiffError
@@ -76,3 +77,25 @@ def output_file(path: str, suffix: str, *, add_suffix: bool = False) -> pathlib.
     except ToydiffError as err:
         raise ToydiffError(f"cannot write {out}: {err}") from None
     return out
+
+
+class Renamed(argparse.Action):
+    """An option with an old name that still works: using the old name prints a one-line note
+    on stderr (``toydiff: note: --batch is now --batch-size``) and stores the value as the new
+    one does."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string != self.option_strings[0]:
+            print(
+                f"toydiff: note: {option_string} is now {self.option_strings[0]}",
+                file=sys.stderr,
+            )
+        setattr(namespace, self.dest, values)
+
+
+def add_batch_size(parser, kind, help_text: str) -> None:
+    """``--batch-size`` (old name ``--batch``): examples per training step, for every train verb
+    and the image bench."""
+    parser.add_argument(
+        "--batch-size", "--batch", dest="batch_size", type=kind, action=Renamed, help=help_text
+    )

@@ -14,13 +14,8 @@ import time
 
 import numpy as np
 
+from toydiff.cli.output import emit, load_npz
 from toydiff.errors import ToydiffError
-
-
-def _emit(args, payload, text):
-    from toydiff.cli import _emit as emit
-
-    emit(args, payload, text)
 
 
 def _model(path):
@@ -37,8 +32,8 @@ def cmd_train(args):
     changes = {
         k: getattr(args, k) for k in ("steps", "seed", "size") if getattr(args, k) is not None
     }
-    if args.batch is not None:
-        changes["batch_size"] = args.batch
+    if args.batch_size is not None:
+        changes["batch_size"] = args.batch_size
     config = clip.clip_config(args.data, **changes)
     check_settings(config)
     checkpoint.check_output(args.out, overwrite=args.overwrite)  # before training, not after
@@ -57,12 +52,11 @@ def cmd_train(args):
         **model.timing,
     }
     scores = ", ".join(f"{a} {v:.1%}" for a, v in accuracy.items())
-    _emit(args, payload, f"saved {path}; zero-shot accuracy on held-out images: {scores}")
+    emit(args, payload, f"saved {path}; zero-shot accuracy on held-out images: {scores}")
 
 
 def _images(args, model):
     """Images from --images FILE.npz, else the first --n held-out images; with their set."""
-    from toydiff.cli import load_npz
     from toydiff.images.clip import training_images
 
     if args.images is not None:
@@ -82,7 +76,7 @@ def cmd_similarity(args):
     x, _ = _images(args, model)
     sim = shared_space.similarity(model, x, args.text)
     rows = [" ".join(f"{v:+.3f}" for v in row) for row in sim]
-    _emit(
+    emit(
         args,
         {"texts": args.text, "n": len(x), "similarity": sim},
         "\n".join([" | ".join(args.text), *rows]),
@@ -115,7 +109,7 @@ def cmd_classify(args):
     text = "\n".join(payload["labels"])
     if "accuracy" in payload:
         text += f"\nzero-shot accuracy {payload['accuracy']:.1%} on {len(x)} held-out images"
-    _emit(args, payload, text)
+    emit(args, payload, text)
 
 
 def cmd_nearest(args):
@@ -140,12 +134,12 @@ def cmd_nearest(args):
             raise ToydiffError(f"cannot read a vector from {path}: {err}") from None
     ranked = shared_space.nearest_words(model, vector, args.k)
     payload = {"words": [w for w, _ in ranked], "cosines": [c for _, c in ranked]}
-    _emit(args, payload, "\n".join(f"{w:10s} {c:+.3f}" for w, c in ranked))
+    emit(args, payload, "\n".join(f"{w:10s} {c:+.3f}" for w, c in ranked))
 
 
 def add_parser(sub, verb) -> None:
     """Add ``toydiff clip {train, similarity, classify, nearest-words}``."""
-    from toydiff.cli.args import positive, seed
+    from toydiff.cli.args import add_batch_size, positive, seed
     from toydiff.images import data as image_data
 
     group = sub.add_parser("clip", help="the toy CLIP: a shared space for words and pictures")
@@ -157,7 +151,7 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--data", required=True, choices=tuple(captioned))
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--steps", type=positive, help=f"training steps ({steps})")
-    p.add_argument("--batch", type=positive, help="batch size (256)")
+    add_batch_size(p, positive, "images per step (256)")
     p.add_argument("--size", type=int, help="image size, for a data set drawn at any size")
     p.add_argument("--seed", type=seed)
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

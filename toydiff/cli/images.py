@@ -16,14 +16,10 @@ import time
 
 import numpy as np
 
-from toydiff.cli.args import finite, output_file, positive, seed
+from toydiff.cli import sampling
+from toydiff.cli.args import add_batch_size, finite, positive, seed
+from toydiff.cli.output import emit, load_npz
 from toydiff.errors import ToydiffError
-
-
-def _emit(args, payload, text):
-    from toydiff.cli import _emit as emit
-
-    emit(args, payload, text)
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -54,8 +50,8 @@ def _config(args):
         raise ToydiffError(
             f"--cond-drop {args.cond_drop} drops the condition, but --condition none has none"
         )
-    if args.batch is not None:
-        changes["batch_size"] = args.batch
+    if args.batch_size is not None:
+        changes["batch_size"] = args.batch_size
     for name in ("channels", "dtype", "conv"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
@@ -86,7 +82,7 @@ def cmd_train(args):
     with _stdout_to_stderr():
         payload = _train(args)
     if payload is not None:
-        _emit(
+        emit(
             args,
             payload,
             f"saved {payload['run']} after {payload['steps']} steps on "
@@ -108,9 +104,7 @@ def _train(args) -> dict | None:
 
     config = _config(args)
     mesh = parallel.make_mesh()
-    training.check_config(config, mesh)
-    training.check_output(args.out, resume=args.resume, overwrite=args.overwrite)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # ``train`` checks the config and --out before any work
     model = training.train(
         config,
         out=args.out,
@@ -136,94 +130,8 @@ def _train(args) -> dict | None:
     }
 
 
-def cmd_sample(args):
-    import jax
-
-    from toydiff.cli import check_run
-    from toydiff.engine import guidance, limits, samplers
-    from toydiff.images import viz
-    from toydiff.images.model import ImageModel
-
-    # Everything that needs no model, before the run is even read.
-    options = {} if args.eta is None else {"eta": args.eta}
-    samplers.check(args.sampler, args.steps, options)
-    limits.check_count(args.n)
-    guidance.check_negative(args.label, args.negative)
-    guidance.check_negative(args.prompt, args.negative_prompt, words=("prompt", "negative prompt"))
-    model = ImageModel.load(args.run)
-    if args.clip is not None:
-        if model.config.condition != "text":
-            raise ToydiffError(
-                f"--clip reads prompts, but the run at {args.run} was trained on "
-                f"--condition {model.config.condition}"
-            )
-        model = model.with_clip(args.clip)
-    label, negative = _asked(args, model)
-    denoiser_kwargs = {
-        "label": label,
-        "exact": args.exact,
-        "guidance": args.guidance,
-        "negative": negative,
-    }
-    request = {"n": args.n, "steps": args.steps, "sampler": args.sampler, "options": options}
-    check_run(args.run, model, **request, **denoiser_kwargs)  # labels, weights, memory
-    out = output_file(args.out, ".npz")  # last: it makes a missing folder
-    grid = None if args.grid is None else output_file(args.grid, ".png")
-    t0 = time.perf_counter()
-    traj = model.sample(jax.random.key(args.seed), **request, **denoiser_kwargs)
-    traj = np.asarray(jax.block_until_ready(traj))
-    seconds = time.perf_counter() - t0
-    arrays = {
-        "x": np.clip(traj[-1], -1.0, 1.0),
-        "data": np.array(model.config.data),
-        "label_by": np.array(model.config.label_by),
-        "class_names": np.array(model.class_names),
-    }
-    if args.trajectory:
-        arrays["trajectory"] = traj
-    if args.label is not None:
-        arrays["label"] = np.int32(model.condition(args.label))
-    for name in ("prompt", "negative_prompt"):
-        if getattr(args, name) is not None:
-            arrays[name] = np.array(getattr(args, name))
-    np.savez(out, **arrays)
-    if grid is not None:
-        viz.save_grid(arrays["x"], grid)
-    payload = {
-        "out": str(out),
-        "grid": None if grid is None else str(grid),
-        "n": args.n,
-        "shape": list(arrays["x"].shape),
-        "steps": args.steps,
-        "sampler": args.sampler,
-        "label": args.label,
-        "negative": args.negative,
-        "prompt": args.prompt,
-        "negative_prompt": args.negative_prompt,
-        "guidance": args.guidance,
-        "exact": args.exact,
-        "seconds": seconds,
-        "images_per_s": args.n / seconds,
-    }
-    _emit(args, payload, f"wrote {args.n} images to {out} ({seconds:.2f} s)")
-
-
-def _asked(args, model) -> tuple:
-    """(what to steer toward, what away from): class names, or prompts for a text run."""
-    text_run = model.config.condition == "text"
-    if text_run and (args.label is not None or args.negative is not None):
-        raise ToydiffError("this run reads prompts: use --prompt and --negative-prompt")
-    if not text_run and (args.prompt is not None or args.negative_prompt is not None):
-        raise ToydiffError("this run was trained on classes, not prompts: use --label")
-    if text_run:
-        return args.prompt, args.negative_prompt
-    return args.label, args.negative
-
-
 def _read_images(path: str) -> dict:
     """The arrays of a ``toydiff images sample`` file; ToydiffError if it is not one."""
-    from toydiff.cli import load_npz
-
     arrays = load_npz(path, "`toydiff images sample ... --out FILE.npz`")
     x = arrays.get("x")
     if x is None or x.ndim != 4 or x.shape[0] < 2:
@@ -257,7 +165,7 @@ def cmd_eval(args):
     if prompt is not None:
         result = judge.prompt_scores(x, prompt, args.data)
         result["novelty"] = judge.novelty(x, image_data.load(args.data, size=x.shape[1]).x)
-        _emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
+        emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
         return
     label = args.label
     if label is None and "label" in arrays:
@@ -268,7 +176,7 @@ def cmd_eval(args):
         )
     image_data.class_id(label, spec.attributes[label_by], label_by, args.data)
     result = judge.evaluate(x, args.data, label, label_by=label_by)
-    _emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
+    emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
 
 
 def _sizes() -> str:
@@ -296,10 +204,8 @@ def _fmt(key, value) -> str:
 
 def add_parser(sub, verb) -> None:
     """Add ``toydiff images {train, sample, eval}`` to the CLI's sub-parsers."""
-    from toydiff.engine.limits import MAX_SAMPLER_STEPS
     from toydiff.engine.objectives import OBJECTIVES
     from toydiff.engine.processes import PROCESSES
-    from toydiff.engine.samplers import SAMPLERS
     from toydiff.images import data as image_data
     from toydiff.images.config import CONDITIONS
     from toydiff.nets.unet import CONVS, DTYPES
@@ -316,7 +222,7 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--condition", choices=CONDITIONS, default="class")
     p.add_argument("--clip", help="toy CLIP run for --condition text (`toydiff clip train`)")
     p.add_argument("--steps", type=positive, help="training steps")
-    p.add_argument("--batch", type=positive, help="global batch (a multiple of the devices)")
+    add_batch_size(p, positive, "global batch (a multiple of the devices)")
     p.add_argument("--seed", type=seed)
     p.add_argument("--process", choices=PROCESSES)
     p.add_argument("--objective", choices=[o for o in OBJECTIVES if o != "naive"])
@@ -335,25 +241,8 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--checkpoint-every", type=positive, help="steps between checkpoints")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = verb(verbs, "sample", cmd_sample, "sample a trained image run and save the images")
-    p.add_argument("--run", required=True, help="run directory made by `toydiff images train`")
-    p.add_argument("--label", help="class to generate")
-    p.add_argument("--negative", help="class to steer away from")
-    p.add_argument("--prompt", help='what to draw, for a text run: "a small red circle"')
-    p.add_argument("--negative-prompt", help='what to steer away from: "... wearing a hat"')
-    p.add_argument("--clip", help="read prompts with this CLIP run (checked against the run)")
-    p.add_argument("--guidance", type=finite, help="guidance weight w (3; 2 with a negative)")
-    p.add_argument("--sampler", default="ddpm", choices=SAMPLERS)
-    p.add_argument(
-        "--steps", type=positive, default=64, help=f"sampler steps (1 to {MAX_SAMPLER_STEPS})"
-    )
-    p.add_argument("--eta", type=finite, help="DDIM stochasticity in [0, 1] (default 0)")
-    p.add_argument("--n", type=positive, default=64)
-    p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--exact", action="store_true", help="the exact oracle of the training set")
-    p.add_argument("--trajectory", action="store_true", help="also save every step")
-    p.add_argument("--out", required=True, help="output .npz file")
-    p.add_argument("--grid", help="also write the images as a .png grid")
+    p = verb(verbs, "sample", sampling.run, "sample a trained image run and save the images")
+    sampling.add_arguments(p, images=True)
 
     p = verb(verbs, "eval", cmd_eval, "judge images: accuracy, diversity, novelty")
     p.add_argument("samples", help=".npz file made by `toydiff images sample`")

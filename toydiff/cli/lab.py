@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import sys
 
+from toydiff.cli.output import emit
 from toydiff.errors import ToydiffError
 
 DEFAULT_IP = "127.0.0.1"
-
-
-def _emit(args, payload, text):
-    from toydiff.cli import _emit as emit
-
-    emit(args, payload, text)
 
 
 def cmd_lab(args):
@@ -42,14 +37,14 @@ def cmd_lab(args):
             f"toydiff lab: {len(copied)} notebooks copied to {args.dir}, "
             f"{len(kept)} already there kept as they are"
         )
-        _emit(args, payload, text)
+        emit(args, payload, text)
         return
 
     def announce(news):
         if args.json:
-            _emit(args, news, "")
+            emit(args, news, "")
         else:
-            lab._print(news)
+            lab.print_news(news)
 
     status = lab.launch(
         args.dir,
@@ -81,7 +76,7 @@ def cmd_warmup(args):
             ],
         }
         lines = [f"{m.name} ({_chapters(m.chapters)})" for m in models]
-        _emit(args, payload, "\n".join(lines + [f"cache: {cache_dir()}"]))
+        emit(args, payload, "\n".join(lines + [f"cache: {cache_dir()}"]))
         return
     checkpoint.check_writable(cache_dir())  # before the first model trains, not after it
     out = sys.stderr if args.json else sys.stdout
@@ -101,7 +96,7 @@ def cmd_warmup(args):
     total = sum(r["seconds"] for r in records)
     trained = sum(not r["cached"] for r in records)
     payload = {"cache": str(cache_dir()), "models": records, "total_s": total}
-    _emit(
+    emit(
         args,
         payload,
         f"warm-up done: {len(records)} models in {total:.1f} s ({trained} trained now, "

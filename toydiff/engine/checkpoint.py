@@ -137,6 +137,25 @@ def load_run(directory_or_file) -> Run:
         raise _error(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def run_kind(directory_or_file) -> str | None:
+    """What kind of run a file holds, from its header alone: None (a 2D run), ``"images"``,
+    ``"clip"`` or ``"images-state"``. CheckpointError as ``load_run`` for a bad file."""
+    path = _resolve(directory_or_file)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = _read_header(archive, path).get("config")
+    except _ZIP_ERRORS:
+        raise _error(f"{path} is truncated or not a toydiff run") from None
+    except OSError as exc:
+        raise _error(f"cannot read {path}: {exc.strerror or exc}") from None
+    return config.get("kind") if isinstance(config, dict) else None
+
+
+def kind_name(kind: str | None) -> str:
+    """A run kind in words: "a 2D run", "an image run", "a toy CLIP", ..."""
+    return _KINDS.get(kind, "a run")
+
+
 # Checking an output directory before the work.
 
 

@@ -92,10 +92,10 @@ def check_batch(batch: int, mesh: Mesh, examples: int | None = None) -> None:
     n = mesh.devices.size
     if batch < 1 or batch % n:
         raise ToydiffError(
-            f"--batch {batch} does not split over {n} devices; use a multiple of {n}"
+            f"--batch-size {batch} does not split over {n} devices; use a multiple of {n}"
         )
     if examples is not None and batch > examples:
-        raise ToydiffError(f"--batch {batch} is larger than the {examples} training images")
+        raise ToydiffError(f"--batch-size {batch} is larger than the {examples} training images")
 
 
 def replicate(tree, mesh: Mesh):

@@ -142,12 +142,21 @@ def check_output(out, *, resume: bool = False, overwrite: bool = False) -> pathl
     )
 
 
-def save_state(directory, config: ImageTrainConfig, state: TrainState, losses) -> pathlib.Path:
-    """Write the whole training state atomically to ``directory/state.toydiff``."""
+def save_state(
+    directory, config: ImageTrainConfig, state: TrainState, losses, chunk: int | None = None
+) -> pathlib.Path:
+    """Write the whole training state atomically to ``directory/state.toydiff``, with the chunk
+    length the run trains in (default ``config.chunk``), which a resumed run keeps."""
     host = parallel.fetch((state.params, state.ema, state.opt_state))
     params, ema, opt_state = host
+    chunk = config.chunk if chunk is None else chunk
     run = checkpoint.Run(
-        config={"kind": "images-state", "step": state.step, "train": config.to_dict()},
+        config={
+            "kind": "images-state",
+            "step": state.step,
+            "chunk": chunk,
+            "train": config.to_dict(),
+        },
         params={
             "params": nnx.to_pure_dict(params),
             "ema": nnx.to_pure_dict(ema),
@@ -189,7 +198,8 @@ def load_state(directory, config: ImageTrainConfig) -> tuple[TrainState, list, i
     step = int(run.config["step"])
     if step > config.steps:
         raise CheckpointError(f"{path} is at step {step}, past --steps {config.steps}")
-    return TrainState(step, params, ema, opt_state), [run.loss_history], saved.chunk
+    chunk = int(run.config.get("chunk", saved.chunk))  # older states: the config held it
+    return TrainState(step, params, ema, opt_state), [run.loss_history], chunk
 
 
 def train_chunks(
@@ -198,6 +208,7 @@ def train_chunks(
     out=None,
     resume_from: tuple | None = None,
     checkpoint_every: int | None = None,
+    chunk: int | None = None,
     mesh=None,
 ) -> Iterator[ImageModel]:
     """Train an image model, yielding an ``ImageModel`` snapshot after every chunk.
@@ -207,13 +218,22 @@ def train_chunks(
         out: the run directory for periodic checkpoints (written by process 0 only), or None.
         resume_from: (state, losses) from ``load_state``, to continue; None starts afresh.
         checkpoint_every: steps between checkpoints (None: only at the end).
+        chunk: steps per compiled chunk (default ``config.chunk``; see ``run_chunks``).
         mesh: the device mesh (default: every device JAX sees).
 
     Yields:
         The model after each chunk, its weights copied to the host.
+
+    Raises:
+        ToydiffError: at once, for settings no run can train with (``check_config``).
     """
     mesh = parallel.make_mesh() if mesh is None else mesh
     check_config(config, mesh)
+    return _chunks(config, out, resume_from, checkpoint_every, chunk, mesh)
+
+
+def _chunks(config, out, resume_from, checkpoint_every, chunk, mesh) -> Iterator[ImageModel]:
+    """``train_chunks``'s snapshots, of a checked config."""
     graphdef, _ = abstract_network(config.net)
     if resume_from is not None:
         start, losses = resume_from[0], list(resume_from[1])
@@ -227,11 +247,11 @@ def train_chunks(
     key = jax.random.key(config.seed)
     writer = out is not None and jax.process_index() == 0
     for state, chunk_losses, progress in run_chunks(
-        config, graphdef, lanes, start, key, every=checkpoint_every
+        config, graphdef, lanes, start, key, chunk=chunk, every=checkpoint_every
     ):
         losses.append(chunk_losses)
         if writer and (state.step == config.steps or _due(state.step, checkpoint_every)):
-            save_state(out, config, state, losses)
+            save_state(out, config, state, losses, chunk)
         yield _snapshot(config, graphdef, state, losses, timing(progress))
 
 
@@ -289,15 +309,13 @@ def train(
         check_output(out, resume=resume, overwrite=overwrite)
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ToydiffError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
-    if checkpoint_every:  # chunk boundaries must include every checkpoint
-        config = dataclasses.replace(config, chunk=math.gcd(config.chunk, checkpoint_every))
+    # Chunk boundaries must include every checkpoint: chunks of a divisor of both periods.
+    chunk = math.gcd(config.chunk, checkpoint_every) if checkpoint_every else config.chunk
     resume_from = None
-    if resume:  # checked before any work
+    if resume:  # checked before any work; a resumed run keeps the chunks it began with
         state, losses, chunk = load_state(out, config)
-        config, resume_from = dataclasses.replace(config, chunk=chunk), (state, losses)
-    snapshots = train_chunks(
-        config, out=out, resume_from=resume_from, checkpoint_every=checkpoint_every, mesh=mesh
-    )
+        resume_from = (state, losses)
+    snapshots = _chunks(config, out, resume_from, checkpoint_every, chunk, mesh)
     model = follow(
         snapshots,
         config.steps,
