@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from toydiff.engine import samplers
-from toydiff.engine.guidance import check_negative, classifier_free
+from toydiff.engine.guidance import check_negative
 from toydiff.errors import ToydiffError
 from toydiff.images.judge import judge_for
 from toydiff.images.viz import tile
@@ -36,14 +36,14 @@ class _GuidedGrid(_Explorer):
     """A grid of guided samples from fixed noise, with a w slider; subclasses add the rest.
 
     A subclass sets its controls in ``_controls()`` (returning the widgets above the picture)
-    and says what to steer toward and away from in ``_conditions()``.
+    and says what to steer toward and away from in ``_asked()``; the grid is sampled like any
+    other request (``check_sample``, then ``run``), from noise drawn once.
     """
 
     def __init__(self, model, w, n, steps, theme):
         _check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
         self.model, self.steps = model, steps
-        self._net = model.denoiser()
         k_prior, self._key = jax.random.split(jax.random.key(0))
         self._x_init = model.process.prior(k_prior, (n, *model.sample_shape))
         self.w = widgets.FloatSlider(
@@ -63,20 +63,23 @@ class _GuidedGrid(_Explorer):
         """The widgets above the picture; sets ``self._inputs`` (those that redraw)."""
         raise NotImplementedError
 
-    def _conditions(self):
-        """(condition, base): what to steer toward, and away from (the null condition)."""
+    def _asked(self):
+        """(what to steer toward, what away from or None), as a user names them."""
         raise NotImplementedError
 
     def _sample(self) -> None:
-        """Sample the grid: CFG toward the condition, away from the base, from fixed noise.
-
-        The base is always a condition (the null one when there is no negative), so every
-        setting shares one pytree structure and one compiled sampler.
-        """
-        cond, base = self._conditions()
-        guided = classifier_free(self._net, cond, self.w.value, base)
-        traj = samplers.ddim(self._key, guided, self.model.process, self._x_init, self.steps)
-        self.samples = np.clip(np.asarray(traj[-1]), -1, 1)
+        """Sample the grid with DDIM: guided toward the condition at w, away from the negative
+        (or the null condition), from the fixed noise."""
+        label, negative = self._asked()
+        request = self.model.check_sample(
+            x_init=self._x_init,
+            steps=self.steps,
+            sampler="ddim",
+            label=label,
+            negative=negative,
+            guidance=self.w.value,
+        )
+        self.samples = np.clip(np.asarray(self.model.run(self._key, request)[-1]), -1, 1)
 
 
 class ImageGuidanceExplorer(_GuidedGrid):
@@ -109,10 +112,9 @@ class ImageGuidanceExplorer(_GuidedGrid):
         self._inputs = [self.label, self.w, self.negative]
         return [widgets.HBox(self._inputs)]
 
-    def _conditions(self):
+    def _asked(self):
         neg = self.negative.value
-        base = self.model.config.net.null_condition if neg == NONE else self.model.condition(neg)
-        return self.model.condition(self.label.value), base
+        return self.label.value, None if neg == NONE else neg
 
     def _compute(self) -> None:
         self._sample()
@@ -227,12 +229,8 @@ class PromptExplorer(_GuidedGrid):
         self._inputs = [self.prompt, self.negative, self.w]
         return list(self._inputs)
 
-    def _conditions(self):
-        negative = self.negative.value.strip() or None
-        base = self.model.config.net.null_condition
-        return self.model.condition(self.prompt.value), (
-            base if negative is None else self.model.condition(negative)
-        )
+    def _asked(self):
+        return self.prompt.value, self.negative.value.strip() or None
 
     def _compute(self) -> None:
         from toydiff.images.judge import prompt_scores

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from toydiff import metrics, viz
-from toydiff.engine import samplers
 from toydiff.model import Model
 from toydiff.widgets._base import (
     _TIMES,
@@ -114,16 +113,14 @@ class FieldExplorer(_Explorer):
         t = self._time()
         if t <= self.process.t_min:
             return np.asarray(point, np.float32).reshape(1, 2)
-        traj = samplers.ddim(
-            jax.random.key(0),
-            self._denoisers[kind],
-            self.process,
-            jnp.asarray(point, jnp.float32),
-            PATH_STEPS,
-            eta=0.0,
-            t_start=jnp.float32(t),  # traced: a click at a new t does not recompile
+        request = self.model.check_sample(
+            x_init=np.asarray(point, np.float32).reshape(1, 2),
+            steps=PATH_STEPS,
+            sampler="ddim",
+            options={"t_start": jnp.float32(t)},  # traced: a click at a new t does not recompile
+            exact=kind == "exact",
         )
-        return np.asarray(traj[:, 0])
+        return np.asarray(self.model.run(jax.random.key(0), request)[:, 0])
 
     def click(self, x: float, y: float) -> dict:
         """Draw the probability-flow path of the point (x, y) from the current t, in each panel.

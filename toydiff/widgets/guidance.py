@@ -8,8 +8,7 @@ import numpy as np
 from matplotlib.colors import to_rgba_array
 
 from toydiff import metrics, viz
-from toydiff.engine import samplers
-from toydiff.engine.guidance import check_negative, classifier_free, default_weight
+from toydiff.engine.guidance import check_negative, default_weight
 from toydiff.errors import ToydiffError
 from toydiff.model import Model
 from toydiff.widgets._base import (
@@ -47,7 +46,6 @@ class GuidanceExplorer(_Explorer):
         _check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
         self.model, self.process, self.steps = model, model.process, steps
-        self._net = model.denoiser()
         k_prior, self._key = jax.random.split(jax.random.key(0))
         self._x_init = self.process.prior(k_prior, (n, 2))
         self.label = widgets.Dropdown(options=cloud.class_names, value=label, description="class")
@@ -72,20 +70,18 @@ class GuidanceExplorer(_Explorer):
         self.update()
         self._bind([self.label, self.w, self.negative], self.update)
 
-    def _denoiser(self):
-        """CFG toward the class, away from the negative class or the null class.
-
-        The null class id stands for "no negative" (it is the unconditional prediction), so both
-        cases share one pytree structure and one compiled sampler.
-        """
-        cloud, neg = self.model.cloud, self.negative.value
-        neg_id = self.model.config.net.null_class if neg == self.NONE else cloud.label_id(neg)
-        return classifier_free(self._net, cloud.label_id(self.label.value), self.w.value, neg_id)
-
     def _compute(self) -> None:
-        cloud = self.model.cloud
-        traj = samplers.ddpm(self._key, self._denoiser(), self.process, self._x_init, self.steps)
-        self.samples = np.asarray(traj[-1])  # (n, 2)
+        """DDPM guided toward the class at w, away from the negative class (or the null class),
+        from the fixed noise: a request like any other (``check_sample``, then ``run``)."""
+        cloud, neg = self.model.cloud, self.negative.value
+        request = self.model.check_sample(
+            x_init=self._x_init,
+            steps=self.steps,
+            label=self.label.value,
+            negative=None if neg == self.NONE else neg,
+            guidance=self.w.value,
+        )
+        self.samples = np.asarray(self.model.run(self._key, request)[-1])  # (n, 2)
         _, idx = metrics.nearest(self.samples, cloud.x)
         self.sample_classes = cloud.labels[idx]
         label = cloud.label_id(self.label.value)
