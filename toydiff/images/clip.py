@@ -57,7 +57,7 @@ def clip_config(data: str = "shapes", **changes) -> CLIPConfig:
     Raises:
         ToydiffError: an unknown data set, one without captions, or a size it cannot have.
     """
-    spec = image_data.spec(data)
+    spec = image_data.spec(data).available()
     if spec.clip_recipe is None:
         raise ToydiffError(
             f"{data} has no captions to train a toy CLIP on; data sets with captions: "

@@ -84,7 +84,7 @@ def diversity(x, real_x) -> float:
 def judge_for(data: str, size: int | None = None):
     """The independent judge of a data set at an image size (its spec's ``judge``), trained
     once per process."""
-    spec = image_data.spec(data)
+    spec = image_data.spec(data).available()
     return _judge(data, spec.check_size(size))
 
 

@@ -48,7 +48,7 @@ def image_config(data: str, **changes) -> ImageTrainConfig:
         ToydiffError: an unknown data set, attribute, size or setting, or a text condition on
             a data set without captions or with a CLIP of another data set or size.
     """
-    spec = image_data.spec(data)
+    spec = image_data.spec(data).available()
     net_changes = {k: changes.pop(k) for k in list(changes) if k in _NET_FIELDS}
     size = spec.check_size(changes.pop("size", None))
     condition = changes.get("condition", spec.recipe.condition)

@@ -183,6 +183,10 @@ class DataSpec:
         clip_chapters: the chapters that use ``clip_recipe``.
         bench: the models ``toydiff bench --images`` times: each the changes to ``recipe`` it
             trains (``{"condition": "text"}`` on an untrained toy CLIP).
+        extra: how to install what the data set needs beyond toydiff's own dependencies (an
+            optional extra), or "".
+        check_installed: ``check_installed()`` raises DataError naming ``extra`` when that is
+            missing; None for a data set that needs nothing more.
     """
 
     name: str
@@ -209,6 +213,15 @@ class DataSpec:
     chapters: tuple[int, ...] = ()
     clip_chapters: tuple[int, ...] = ()
     bench: tuple[dict, ...] = ({},)
+    extra: str = ""
+    check_installed: Callable | None = None
+
+    def available(self) -> DataSpec:
+        """The spec, once ``check_installed`` says what the data set needs is there (DataError
+        naming the extra otherwise): called before any work that reads the data."""
+        if self.check_installed is not None:
+            self.check_installed()
+        return self
 
     @property
     def captioned(self) -> bool:
@@ -266,6 +279,7 @@ class DataSpec:
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
         size, label_by = self.check_size(size), self.check_label_by(label_by)
+        self.available()
         images = self.draw(self.split(split, n), size)
         return images if label_by == images.label_by else relabel(images, label_by)
 
