@@ -323,7 +323,7 @@ def test_ddpm_reference_is_one_library_sampler_step():
     key = jax.random.key(1)
     xt, eps_hat = jax.random.normal(key, (2, 16, 2))
     sigma_t, sigma_r = 0.8, 0.5
-    denoiser = jax.tree_util.Partial(exercises._fixed_eps, eps_hat, jnp.float32(sigma_t))
+    denoiser = jax.tree_util.Partial(exercises.sampling._fixed_eps, eps_hat, jnp.float32(sigma_t))
     process = VE(sigma_min=sigma_r, sigma_max=sigma_t)
     got = samplers.ddpm(key, denoiser, process, xt, 2)[1]  # schedule: sigma_t -> sigma_r -> clean
     z = jax.random.normal(jax.random.fold_in(key, 0), xt.shape, xt.dtype)

@@ -71,7 +71,7 @@ def test_theme_context_restores_default():
     with viz.theme("light") as t:
         assert t["name"] == "light"
         fig = viz.points(_spiral())
-    assert fig.get_facecolor() == matplotlib.colors.to_rgba(viz.THEMES["light"]["background"])
+    assert fig.get_facecolor() == matplotlib.colors.to_rgba(palettes.THEMES["light"]["background"])
     assert viz.palette()["name"] == "dark"
 
 

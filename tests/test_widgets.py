@@ -29,7 +29,7 @@ def trained():
     """The small model, trained by live_training; returns it and the view that was shown."""
     shown = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(widgets.training_view, "_display", shown.append)
+        mp.setattr(widgets.training_view, "display_view", shown.append)
         model = widgets.live_training(SMALL)
     return model, shown
 
@@ -231,7 +231,7 @@ def test_live_training_returns_the_model_and_shows_the_last_step(trained):
     (view,) = shown
     assert view.label.value.startswith("step 300 / 300, loss ")
     assert _is_png(view.image.value)
-    widgets._base._display(view)  # outside a Jupyter kernel, showing is a no-op
+    widgets.base.display_view(view)  # outside a Jupyter kernel, showing is a no-op
 
 
 def test_bench_widgets_reports_median_seconds(model):

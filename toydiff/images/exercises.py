@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toydiff.exercises import Feedback, _Case, _check, _key, _negative_cases, _np
+from toydiff.exercises.checking import Case, Feedback, as_numpy, chapter_key, check
+from toydiff.exercises.sampling import negative_cases
 from toydiff.images import judge
 
 
 @functools.cache
-def _novelty_cases() -> tuple[_Case, ...]:
+def _novelty_cases() -> tuple[Case, ...]:
     """Images near and far from a small training set, and the typical wrong answers."""
-    k_train, k_far, k_near = jax.random.split(_key(10), 3)
+    k_train, k_far, k_near = jax.random.split(chapter_key(10), 3)
     train = np.asarray(jax.random.normal(k_train, (40, 4, 4, 1)))
     near = train[:12] + 0.05 * np.asarray(jax.random.normal(k_near, (12, 4, 4, 1)))
     far = train[12:30] + 1.2 * np.asarray(jax.random.normal(k_far, (18, 4, 4, 1)))
@@ -29,23 +30,23 @@ def _novelty_cases() -> tuple[_Case, ...]:
     threshold = float(judge.copy_threshold(train))
     flat_s, flat_t = samples.reshape(30, -1), train.reshape(40, -1)
     d = np.sqrt(((flat_s[:, None] - flat_t[None]) ** 2).sum(-1))
-    want = _np(judge.novelty(samples, train, threshold))
+    want = as_numpy(judge.novelty(samples, train, threshold))
     mistakes = (
         ("you returned the share of copies; novelty is the share that are NOT copies", 1 - want),
         (
             "compared squared distances with the threshold: take the square root first",
-            _np(np.mean(d.min(1) ** 2 >= threshold)),
+            as_numpy(np.mean(d.min(1) ** 2 >= threshold)),
         ),
         (
             "used the mean distance to the training images, not the nearest one",
-            _np(np.mean(d.mean(1) >= threshold)),
+            as_numpy(np.mean(d.mean(1) >= threshold)),
         ),
         (
             "used the farthest training image instead of the nearest one",
-            _np(np.mean(d.max(1) >= threshold)),
+            as_numpy(np.mean(d.max(1) >= threshold)),
         ),
     )
-    return (_Case((samples, train.astype(np.float32), threshold), want, mistakes),)
+    return (Case((samples, train.astype(np.float32), threshold), want, mistakes),)
 
 
 def check_novelty(fn: Callable) -> Feedback:
@@ -64,20 +65,20 @@ def check_novelty(fn: Callable) -> Feedback:
         or the farthest distance instead of the nearest.
     """
     success = "correct: the share of samples farther than the threshold from every training image"
-    return _check(fn, "novelty(samples, train_x, threshold)", _novelty_cases(), success)
+    return check(fn, "novelty(samples, train_x, threshold)", _novelty_cases(), success)
 
 
 @functools.cache
-def _contrastive_cases() -> tuple[_Case, ...]:
+def _contrastive_cases() -> tuple[Case, ...]:
     """A batch with repeated captions, and the typical wrong losses."""
     from toydiff.images.clip import symmetric_cross_entropy
 
     captions = np.array([0, 1, 1, 2, 3, 3, 3, 4])
     same = captions[:, None] == captions[None, :]
-    logits = 4.0 * np.asarray(jax.random.normal(_key(1), (8, 8)), np.float32)
+    logits = 4.0 * np.asarray(jax.random.normal(chapter_key(1), (8, 8)), np.float32)
 
     def loss(lg, positives):
-        return _np(np.mean(symmetric_cross_entropy(jnp.asarray(lg), jnp.asarray(positives))))
+        return as_numpy(np.mean(symmetric_cross_entropy(jnp.asarray(lg), jnp.asarray(positives))))
 
     log_i = np.asarray(jax.nn.log_softmax(logits, axis=1), np.float64)
     log_t = np.asarray(jax.nn.log_softmax(logits.T, axis=1), np.float64)
@@ -85,7 +86,7 @@ def _contrastive_cases() -> tuple[_Case, ...]:
     mistakes = (
         (
             "only one direction: average the image-to-text and the text-to-image losses",
-            _np(np.mean(-(targets * log_i).sum(1))),
+            as_numpy(np.mean(-(targets * log_i).sum(1))),
         ),
         (
             "only the diagonal counts as a match: images whose captions are the same are "
@@ -94,12 +95,12 @@ def _contrastive_cases() -> tuple[_Case, ...]:
         ),
         (
             "the target is not a distribution: divide each row's positives by their count",
-            _np(np.mean(0.5 * (-(same * log_i).sum(1) - (same * log_t).sum(1)))),
+            as_numpy(np.mean(0.5 * (-(same * log_i).sum(1) - (same * log_t).sum(1)))),
         ),
         ("summed the two directions: take their mean", 2 * loss(logits, same)),
         ("summed over the batch: take the mean", 8 * loss(logits, same)),
     )
-    return (_Case((logits, same), loss(logits, same), mistakes),)
+    return (Case((logits, same), loss(logits, same), mistakes),)
 
 
 def check_contrastive_loss(fn: Callable) -> Feedback:
@@ -117,7 +118,7 @@ def check_contrastive_loss(fn: Callable) -> Feedback:
         targets not normalised; the directions summed; the batch summed.
     """
     success = "correct: the symmetric contrastive loss, every matching caption a positive"
-    return _check(fn, "contrastive_loss(logits, same)", _contrastive_cases(), success)
+    return check(fn, "contrastive_loss(logits, same)", _contrastive_cases(), success)
 
 
 def check_negative_prompt(fn: Callable) -> Feedback:
@@ -132,8 +133,8 @@ def check_negative_prompt(fn: Callable) -> Feedback:
         A ``Feedback``, with chapter 9's named mistakes.
     """
     success = "correct: eps_neg + w (eps_c - eps_neg), the negative prompt as the base"
-    cases = _negative_cases(11, (4, 16, 16, 3))
-    return _check(fn, "negative_prompt(eps_c, eps_neg, w)", cases, success)
+    cases = negative_cases(11, (4, 16, 16, 3))
+    return check(fn, "negative_prompt(eps_c, eps_neg, w)", cases, success)
 
 
 CHECKERS: dict[str, Callable[[Callable], Feedback]] = {

@@ -11,7 +11,7 @@ import math
 import matplotlib as mpl
 import numpy as np
 
-from toydiff.viz import _figure, _plain_axes, _themed
+from toydiff.viz.style import figure, plain_axes, themed
 
 TEN_COLOURS = mpl.colormaps["tab10"].colors  # one per digit
 
@@ -36,13 +36,13 @@ def tile(x, ncols: int | None = None, pad: int = 1) -> np.ndarray:
     return out
 
 
-@_themed
+@themed
 def image_grid(x, ncols: int | None = None, ax=None, title=None, size=5.0, theme=None):
     """Draw images (n, H, W, C) as a grid; returns the figure."""
     picture = tile(x, ncols)
     if ax is None:
         ratio = picture.shape[0] / picture.shape[1]
-        ax = _figure(1, size, theme, height=size * ratio + (0.4 if title else 0.1)).subplots()
+        ax = figure(1, size, theme, height=size * ratio + (0.4 if title else 0.1)).subplots()
     ax.imshow(picture, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -67,7 +67,7 @@ def trajectory_strip(traj, frames: int = 8, ax=None, title=None, theme=None):
     return image_grid(grid, ncols=frames, ax=ax, title=title, theme=theme)
 
 
-@_themed
+@themed
 def pixel_pair(x, labels, a, b, class_names=None, ax=None, theme=None):
     """Every image as a point in the plane of two of its pixels, coloured by class.
 
@@ -81,7 +81,7 @@ def pixel_pair(x, labels, a, b, class_names=None, ax=None, theme=None):
     Returns:
         The figure.
     """
-    fig, ax = _plain_axes(ax, theme, size=(5.5, 5.0))
+    fig, ax = plain_axes(ax, theme, size=(5.5, 5.0))
     x, labels = np.asarray(x), np.asarray(labels)
     jitter = np.random.default_rng(0).uniform(-0.03, 0.03, (len(x), 2))  # grey levels repeat
     for k in np.unique(labels):
@@ -104,12 +104,12 @@ def nearest_pairs(samples, nearest, ax=None, title=None, theme=None):
     return image_grid(both, ncols=len(samples), ax=ax, title=title, theme=theme)
 
 
-@_themed
+@themed
 def captioned(x, captions, ncols: int = 4, size: float = 2.2, theme=None):
     """Images (n, H, W, C) each with its caption underneath; returns the figure."""
     n = len(x)
     nrows = math.ceil(n / ncols)
-    fig = _figure(ncols, size, theme, height=size * 1.2 * nrows)
+    fig = figure(ncols, size, theme, height=size * 1.2 * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     for ax in axes:
         ax.set_axis_off()
@@ -131,7 +131,7 @@ def _wrap(caption: str, width: int = 18) -> str:
     return "\n".join([*lines, line])
 
 
-@_themed
+@themed
 def similarity_matrix(sim, captions, x=None, ax=None, title=None, theme=None):
     """Cosine similarities (n, n) of images (rows) and captions (columns), with the values.
 
@@ -147,7 +147,7 @@ def similarity_matrix(sim, captions, x=None, ax=None, title=None, theme=None):
     """
     sim = np.asarray(sim)
     n, m = sim.shape
-    fig, ax = _plain_axes(ax, theme, size=(1.0 + 0.75 * m, 1.6 + 0.62 * n))
+    fig, ax = plain_axes(ax, theme, size=(1.0 + 0.75 * m, 1.6 + 0.62 * n))
     ax.imshow(sim, cmap="magma", vmin=-1, vmax=1)
     for i in range(n):
         for j in range(m):
@@ -165,7 +165,7 @@ def similarity_matrix(sim, captions, x=None, ax=None, title=None, theme=None):
     return fig
 
 
-@_themed
+@themed
 def embedding_map(z, labels, names, words=None, word_z=None, ax=None, title=None, theme=None):
     """A 2D picture of a shared space: image embeddings (n, D) projected on their first two
     principal axes, coloured by an attribute, with words' text embeddings as labelled stars.
@@ -185,7 +185,7 @@ def embedding_map(z, labels, names, words=None, word_z=None, ax=None, title=None
     mean = z.mean(axis=0)
     _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
     pts = (z - mean) @ vt[:2].T
-    fig, ax = _plain_axes(ax, theme, size=(6.0, 5.0))
+    fig, ax = plain_axes(ax, theme, size=(6.0, 5.0))
     for k, name in enumerate(names):
         sel = np.asarray(labels) == k
         ax.scatter(*pts[sel].T, s=10, alpha=0.6, lw=0, color=TEN_COLOURS[k % 10], label=name)

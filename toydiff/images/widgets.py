@@ -17,7 +17,7 @@ from toydiff.engine.guidance import check_negative
 from toydiff.errors import ToydiffError
 from toydiff.images.judge import judge_for
 from toydiff.images.viz import tile
-from toydiff.widgets._base import _SLIDER, _check_choice, _check_range, _Explorer
+from toydiff.widgets.base import SLIDER, Explorer, check_choice, check_range
 
 NONE = "none"
 
@@ -32,7 +32,7 @@ def _grid_figure(picture: np.ndarray, theme: dict, inches: float = 4.5):
     return fig, ax, art
 
 
-class _GuidedGrid(_Explorer):
+class _GuidedGrid(Explorer):
     """A grid of guided samples from fixed noise, with a w slider; subclasses add the rest.
 
     A subclass sets its controls in ``_controls()`` (returning the widgets above the picture)
@@ -41,14 +41,14 @@ class _GuidedGrid(_Explorer):
     """
 
     def __init__(self, model, w, n, steps, theme):
-        _check_range("w", w, 0.0, 8.0)
+        check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
         self.model, self.steps = model, steps
         k_prior, self._key = jax.random.split(jax.random.key(0))
         self._x_init = model.process.prior(k_prior, (n, *model.sample_shape))
         self.w = widgets.FloatSlider(
             value=w, min=0.0, max=8.0, step=0.25, description="w", continuous_update=False,
-            **_SLIDER,
+            **SLIDER,
         )  # fmt: skip
         controls = self._controls()
         self.widget = widgets.VBox([*controls, self.image, self.readout, self.timing])
@@ -94,8 +94,8 @@ class ImageGuidanceExplorer(_GuidedGrid):
         names = model.class_names
         if model.config.condition != "class":
             raise ToydiffError("image_guidance_explorer needs a class-conditional image model")
-        _check_choice("label", label, names)
-        _check_choice("negative class", negative, (None, *names))
+        check_choice("label", label, names)
+        check_choice("negative class", negative, (None, *names))
         check_negative(label, negative)  # as ImageModel.denoiser
         self._first = (label, negative)
         self._judge = judge_for(model.config.data, model.config.net.size)
@@ -157,7 +157,7 @@ def image_guidance_explorer(
     return ImageGuidanceExplorer(model, label, w, negative, n, steps, theme)
 
 
-class DenoisingExplorer(_Explorer):
+class DenoisingExplorer(Explorer):
     """A grid of samples at one step of their denoising trajectory, chosen with a slider."""
 
     def __init__(self, trajectory, times, theme=None):
@@ -166,7 +166,7 @@ class DenoisingExplorer(_Explorer):
         self.times = np.asarray(times)
         last = len(self.trajectory) - 1
         self.step = widgets.IntSlider(
-            value=last, min=0, max=last, description="step", continuous_update=True, **_SLIDER
+            value=last, min=0, max=last, description="step", continuous_update=True, **SLIDER
         )
         self.widget = widgets.VBox([self.step, self.image, self.readout, self.timing])
         fig, self._ax, self._art = _grid_figure(tile(self.trajectory[-1]), self.theme)

@@ -24,7 +24,7 @@ corrected for any CSS scaling. The PNG holds exactly the figure's pixels (it is 
 figure's dpi), and matplotlib's display coordinates are those pixels with the origin at the
 bottom-left and y up, so display = (dataX + 0.5, height - dataY - 0.5) at the pixel's centre.
 The axes whose bounding box holds that display point is the one clicked, and its
-``transData.inverted()`` maps display to data coordinates (``_click_to_data``).
+``transData.inverted()`` maps display to data coordinates (``click_to_data``).
 
 Compilation. Samplers are jitted with the denoiser as a pytree and the process and step count
 as static arguments, so moving t, eta, w, the start point or the seed never recompiles; a new
@@ -35,7 +35,7 @@ process with ``t_max = t``; that compiles once per distinct t (~1 s), and is war
 initial t.
 """
 
-from toydiff.widgets._base import (
+from toydiff.widgets.base import (
     DRAWN_WALKERS,
     LIVE_FIELD_T,
     MODES,

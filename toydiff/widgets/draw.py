@@ -15,7 +15,7 @@ from toydiff import metrics, viz
 from toydiff.errors import ToydiffError
 from toydiff.model import REFERENCE, Model, TrainConfig
 from toydiff.training import train
-from toydiff.widgets._base import _click_to_data, _Explorer
+from toydiff.widgets.base import Explorer, click_to_data
 from toydiff.widgets.field import FieldExplorer
 
 SPACING = 0.03  # a dragged stroke adds a point every 0.03 units (a 3 x 3 square spans 100)
@@ -29,7 +29,7 @@ SHAPES = ("spiral", "moons", "rings", "gaussians", "checkerboard")
 DRAW_CONFIG = dataclasses.replace(REFERENCE, data="drawn", steps=5_000, chunk=500)
 
 
-class DrawExplorer(_Explorer):
+class DrawExplorer(Explorer):
     """A canvas to draw points on, a train button, and the trained model's field and samples.
 
     Drawing: press the mouse on the picture and drag; a point is added every ``SPACING`` along
@@ -90,7 +90,7 @@ class DrawExplorer(_Explorer):
             self._pen_down = True
         elif kind != "mousemove" or not self._pen_down:
             return
-        xy = _click_to_data(self.fig, event)
+        xy = click_to_data(self.fig, event)
         if xy is not None:
             self.stroke([xy], new=kind == "mousedown")
 

@@ -11,19 +11,19 @@ import numpy as np
 
 from toydiff import metrics, viz
 from toydiff.model import Model
-from toydiff.widgets._base import (
-    _TIMES,
+from toydiff.widgets.base import (
     MODES,
     PATH_STEPS,
-    _check_choice,
-    _check_range,
-    _Explorer,
-    _field,
-    _time_slider,
+    TIMES,
+    Explorer,
+    check_choice,
+    check_range,
+    field_of,
+    time_slider,
 )
 
 
-class FieldExplorer(_Explorer):
+class FieldExplorer(Explorer):
     """The normalised field -eps_hat over t, learned beside exact, with clickable flow paths.
 
     Controls: ``t`` (FloatSlider 0..1), ``mode`` (ToggleButtons learned / exact / both). A click on
@@ -36,13 +36,13 @@ class FieldExplorer(_Explorer):
     """
 
     def __init__(self, model: Model, t=0.5, mode="learned", n=30, theme=None):
-        _check_choice("mode", mode, MODES)
-        _check_range("t", t, 0.0, 1.0)
+        check_choice("mode", mode, MODES)
+        check_range("t", t, 0.0, 1.0)
         super().__init__(theme)
         self.model, self.process = model, model.process
         self.n, self.grid = n, metrics.grid(n, viz.LIM)  # (n * n, 2)
         self._denoisers = {"learned": model.denoiser(), "exact": model.denoiser(exact=True)}
-        self.t = _time_slider(t)
+        self.t = time_slider(t)
         self.mode = widgets.ToggleButtons(options=MODES, value=mode)
         self.paths, self.fields = {}, {}
         self._phase = self._phase_diagnostics()
@@ -71,11 +71,11 @@ class FieldExplorer(_Explorer):
         cloud = self.model.cloud
         if cloud.curve is None:
             return {}
-        ts = np.clip(_TIMES, self.process.t_min, self.process.t_max)
+        ts = np.clip(TIMES, self.process.t_min, self.process.t_max)
         out = {}
         for kind, den in self._denoisers.items():
             out[kind] = metrics.phase_diagnostic(
-                lambda pts, t, den=den: _field(den, pts, t),
+                lambda pts, t, den=den: field_of(den, pts, t),
                 cloud.x,
                 cloud.curve,
                 ts=ts,
@@ -150,7 +150,7 @@ class FieldExplorer(_Explorer):
     def _compute(self) -> None:
         t = self._time()
         den = self._denoisers
-        self.fields = {k: np.asarray(_field(den[k], self.grid, t)) for k in self._kinds()}
+        self.fields = {k: np.asarray(field_of(den[k], self.grid, t)) for k in self._kinds()}
 
     def _draw(self) -> None:
         t = self._time()
@@ -166,7 +166,7 @@ class FieldExplorer(_Explorer):
     def _readout(self, t: float) -> str:
         """t, sigma(t) and, for curve data, the mean cosines of the phase-change diagnostic."""
         text = f"t = {t:.2f}, &sigma;(t) = {float(self.process.sigma(t)):.3g}"
-        k = int(np.argmin(np.abs(_TIMES - self.t.value)))
+        k = int(np.argmin(np.abs(TIMES - self.t.value)))
         for kind in self._kinds() if self._phase else ():
             p = self._phase[kind]
             text += (

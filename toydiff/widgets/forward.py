@@ -13,17 +13,17 @@ from toydiff import data as data_lib
 from toydiff import viz
 from toydiff.engine.processes import VE, random_walk
 from toydiff.errors import ToydiffError
-from toydiff.widgets._base import (
+from toydiff.widgets.base import (
     DRAWN_WALKERS,
     TAIL,
-    _added,
-    _check_range,
-    _Explorer,
-    _time_slider,
+    Explorer,
+    added_artists,
+    check_range,
+    time_slider,
 )
 
 
-class ForwardExplorer(_Explorer):
+class ForwardExplorer(Explorer):
     """Forward diffusion as Brownian motion: walkers leave the data; their spread is checked.
 
     The walks are simulated once (``processes.random_walk``, one scan) in the constructor; the
@@ -38,7 +38,7 @@ class ForwardExplorer(_Explorer):
     def __init__(
         self, cloud=None, process=None, t=0.3, n_walkers=2000, steps=100, seed=0, theme=None
     ):
-        _check_range("t", t, 0.0, 1.0)
+        check_range("t", t, 0.0, 1.0)
         if n_walkers < 2 or steps < 1:
             raise ToydiffError(f"need n_walkers >= 2 and steps >= 1, got {n_walkers}, {steps}")
         super().__init__(theme)
@@ -50,7 +50,7 @@ class ForwardExplorer(_Explorer):
         alpha = np.asarray(self.process.alpha(self.ts))[:, None, None]
         self._variances = np.var(self.paths - alpha * x0[None], axis=(1, 2))  # (steps + 1,)
         self._sigma2 = np.asarray(self.process.sigma(self.ts)) ** 2
-        self.t = _time_slider(t)
+        self.t = time_slider(t)
         self.widget = widgets.VBox([self.t, self.image, self.readout, self.timing])
         self._build()
         self.update()
@@ -59,7 +59,7 @@ class ForwardExplorer(_Explorer):
     def _build(self) -> None:
         """Draw the walks with ``viz.random_walk`` once; keep its artists to move."""
         fig, ax = viz.new_axes(theme=self.theme)
-        colls, _ = _added(
+        colls, _ = added_artists(
             ax,
             lambda: viz.random_walk(
                 self.paths[:2], ax=ax, data=self.cloud.x, title=" ", theme=self.theme

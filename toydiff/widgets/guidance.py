@@ -11,16 +11,16 @@ from toydiff import metrics, viz
 from toydiff.engine.guidance import check_negative, default_weight
 from toydiff.errors import ToydiffError
 from toydiff.model import Model
-from toydiff.widgets._base import (
-    _SLIDER,
-    _added,
-    _check_choice,
-    _check_range,
-    _Explorer,
+from toydiff.widgets.base import (
+    SLIDER,
+    Explorer,
+    added_artists,
+    check_choice,
+    check_range,
 )
 
 
-class GuidanceExplorer(_Explorer):
+class GuidanceExplorer(Explorer):
     """Class-guided samples coloured by the class of their nearest training point.
 
     Controls: ``label`` (Dropdown of class names), ``w`` (0..8, toydiff convention), ``negative``
@@ -39,18 +39,18 @@ class GuidanceExplorer(_Explorer):
                 f"guidance_explorer needs a class-conditional model (trained with labels=True on "
                 f"labelled data); this model was trained on {model.config.data!r} without labels"
             )
-        _check_choice("label", label, cloud.class_names)
-        _check_choice("negative class", negative, (None, *cloud.class_names))
+        check_choice("label", label, cloud.class_names)
+        check_choice("negative class", negative, (None, *cloud.class_names))
         check_negative(label, negative)  # as Model.denoiser: a negative differs from the target
         w = default_weight(negative) if w is None else w
-        _check_range("w", w, 0.0, 8.0)
+        check_range("w", w, 0.0, 8.0)
         super().__init__(theme)
         self.model, self.process, self.steps = model, model.process, steps
         k_prior, self._key = jax.random.split(jax.random.key(0))
         self._x_init = self.process.prior(k_prior, (n, 2))
         self.label = widgets.Dropdown(options=cloud.class_names, value=label, description="class")
         self.w = widgets.FloatSlider(
-            value=w, min=0.0, max=8.0, step=0.1, description="w", continuous_update=False, **_SLIDER
+            value=w, min=0.0, max=8.0, step=0.1, description="w", continuous_update=False, **SLIDER
         )
         self.negative = widgets.Dropdown(
             options=(self.NONE, *cloud.class_names),
@@ -97,14 +97,14 @@ class GuidanceExplorer(_Explorer):
         """Samples (small) under the training points (large), both coloured by class."""
         cloud = self.model.cloud
         fig, ax = viz.new_axes(theme=self.theme)
-        colls, _ = _added(
+        colls, _ = added_artists(
             ax,
             lambda: viz.points(
                 self.samples, ax=ax, labels=self.sample_classes, s=7, theme=self.theme
             ),
         )
         self._dots = colls[-1]
-        train_points, _ = _added(
+        train_points, _ = added_artists(
             ax,
             lambda: viz.points(
                 cloud.x,

@@ -7,6 +7,7 @@ import time
 import ipywidgets as widgets
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
 from matplotlib.collections import LineCollection
 
@@ -16,7 +17,7 @@ from toydiff.engine import samplers
 from toydiff.engine.oracle import point_set_oracle
 from toydiff.engine.processes import VE
 from toydiff.errors import ToydiffError
-from toydiff.widgets._base import PATH_STEPS, _Explorer, _field
+from toydiff.widgets.base import PATH_STEPS, Explorer, field_of
 
 INSIDE = 0.1  # a draw is "inside" a cluster within this distance of a good image (chapter 2)
 FIELD_T = 0.35  # the time of the field drawn under the paths, as in the chapter
@@ -49,7 +50,7 @@ def cluster_centres(cloud: data_lib.PointCloud) -> np.ndarray:
     return np.asarray(cloud.x, np.float32)
 
 
-class NoiseExplorer(_Explorer):
+class NoiseExplorer(Explorer):
     """Noise draws following the exact field of the good images, coloured by where they land.
 
     Controls: ``drop`` (a Button: n new standard-normal draws), ``clear`` (Button). A click on
@@ -136,7 +137,7 @@ class NoiseExplorer(_Explorer):
     def _build(self) -> None:
         fig, ax = viz.new_axes(theme=self.theme, size=5.5)
         grid = metrics.grid(20, viz.LIM)
-        field = np.asarray(_field(self.oracle, grid, FIELD_T))
+        field = np.asarray(field_of(self.oracle, grid, FIELD_T))
         viz.vector_field(grid, field, ax=ax, data=self.cloud.x, theme=self.theme)
         self._lines = LineCollection([], linewidths=1.5, zorder=4)
         ax.add_collection(self._lines)
@@ -144,7 +145,7 @@ class NoiseExplorer(_Explorer):
         self._starts = ax.scatter([], [], s=40, facecolors="none", edgecolors=accent, zorder=5)
         self._ends = ax.scatter([], [], s=30, zorder=6, edgecolors=accent, linewidths=0.5)
         ax.set_title(f"noise draws follow the field (t = {FIELD_T} shown)")
-        self._cmap = viz.mpl.colormaps[self.theme["cmap"]]
+        self._cmap = matplotlib.colormaps[self.theme["cmap"]]
         self._adopt(fig, [self._lines, self._starts, self._ends])
 
     def _draw(self) -> None:

@@ -9,13 +9,13 @@ import numpy as np
 from toydiff import metrics, viz
 from toydiff.engine import samplers
 from toydiff.errors import ToydiffError
-from toydiff.widgets._base import _SLIDER, _check_choice, _Explorer
+from toydiff.widgets.base import SLIDER, Explorer, check_choice
 
 STEP_CHOICES = (4, 8, 16, 32, 64, 128, 256)
 REFERENCE_RUN = ("ddpm", 256)  # what every setting is compared with: DDPM with many steps
 
 
-class QualityExplorer(_Explorer):
+class QualityExplorer(Explorer):
     """Final samples of a chosen sampler and step count, scored against the data's curve.
 
     Controls: ``model`` (ToggleButtons, when more than one model is given), ``sampler``
@@ -33,8 +33,8 @@ class QualityExplorer(_Explorer):
     def __init__(self, models: dict, sampler="ddim", steps=16, n=2000, seed=1, theme=None):
         if not models:
             raise ToydiffError("models is empty; pass {name: model}")
-        _check_choice("sampler", sampler, samplers.SAMPLERS)
-        _check_choice("steps", steps, STEP_CHOICES)
+        check_choice("sampler", sampler, samplers.SAMPLERS)
+        check_choice("steps", steps, STEP_CHOICES)
         for name, m in models.items():
             if m.cloud.curve is None:
                 raise ToydiffError(f"model {name!r} was not trained on a curve; no precision")
@@ -49,7 +49,7 @@ class QualityExplorer(_Explorer):
             value=steps,
             description="steps",
             continuous_update=False,
-            **_SLIDER,
+            **SLIDER,
         )
         controls = [self.sampler, self.steps]
         if len(models) > 1:

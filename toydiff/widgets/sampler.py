@@ -13,17 +13,17 @@ from toydiff import viz
 from toydiff.engine import samplers
 from toydiff.errors import ToydiffError
 from toydiff.model import Model
-from toydiff.widgets._base import (
-    _SLIDER,
+from toydiff.widgets.base import (
+    SLIDER,
     TAIL,
-    _added,
-    _check_choice,
-    _check_range,
-    _Explorer,
+    Explorer,
+    added_artists,
+    check_choice,
+    check_range,
 )
 
 
-class SamplerExplorer(_Explorer):
+class SamplerExplorer(Explorer):
     """Sampler trajectories of n particles, plus the highlighted path from one start point.
 
     Controls: ``sampler`` (Dropdown), ``steps`` (4..256), ``eta`` (ddim), ``noise`` (ddpm: off
@@ -48,9 +48,9 @@ class SamplerExplorer(_Explorer):
         seed=0,
         theme=None,
     ):
-        _check_choice("sampler", sampler, samplers.SAMPLERS)
-        _check_range("steps", steps, 4, 256)
-        _check_range("eta", eta, 0.0, 1.0)
+        check_choice("sampler", sampler, samplers.SAMPLERS)
+        check_range("steps", steps, 4, 256)
+        check_range("eta", eta, 0.0, 1.0)
         if n < 1:
             raise ToydiffError(f"n must be at least 1, got {n}")
         super().__init__(theme)
@@ -74,7 +74,7 @@ class SamplerExplorer(_Explorer):
 
     def _make_controls(self, sampler, steps, eta, noise, start, seed) -> None:
         """The ipywidgets of the explorer, and its layout."""
-        s = _SLIDER
+        s = SLIDER
         self.sampler = widgets.Dropdown(
             options=samplers.SAMPLERS.names, value=sampler, description="sampler"
         )
@@ -159,7 +159,7 @@ class SamplerExplorer(_Explorer):
     def _build(self) -> None:
         """Draw the trajectories once with ``viz.trajectories``; keep its artists to move."""
         fig, ax = viz.new_axes(theme=self.theme, lim=self.LIM)
-        colls, lines = _added(
+        colls, lines = added_artists(
             ax,
             lambda: viz.trajectories(
                 self.trajectory,

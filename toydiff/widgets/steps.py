@@ -8,12 +8,12 @@ import numpy as np
 
 from toydiff import metrics, viz
 from toydiff.errors import ToydiffError
-from toydiff.widgets._base import _SLIDER, _Explorer
+from toydiff.widgets.base import SLIDER, Explorer
 
 SWD_KEY = 5  # the chapter's SWD key
 
 
-class StepsExplorer(_Explorer):
+class StepsExplorer(Explorer):
     """Samples of several training runs at the same training step, with their scores.
 
     Controls: ``step`` (a SelectionSlider over the saved snapshots' step counts). Every run is
@@ -42,7 +42,7 @@ class StepsExplorer(_Explorer):
             value=steps[0][-1],
             description="training step",
             continuous_update=False,
-            **_SLIDER,
+            **SLIDER,
         )
         self.widget = widgets.VBox([self.step, self.image, self.readout, self.timing])
         self._compute()

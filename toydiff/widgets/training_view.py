@@ -10,15 +10,15 @@ import numpy as np
 from toydiff import metrics, viz
 from toydiff.model import REFERENCE, Model, TrainConfig
 from toydiff.training import train
-from toydiff.widgets._base import (
+from toydiff.widgets.base import (
     LIVE_FIELD_T,
-    _display,
-    _Explorer,
-    _field,
+    Explorer,
+    display_view,
+    field_of,
 )
 
 
-class _TrainingView(_Explorer):
+class _TrainingView(Explorer):
     """Loss curve, the field at t = 0.3 and a progress label, redrawn after each chunk."""
 
     def __init__(self, config: TrainConfig, theme):
@@ -33,7 +33,7 @@ class _TrainingView(_Explorer):
         """Training callback: redraw with the latest snapshot."""
         t0 = time.perf_counter()
         self.model = model
-        self.field = np.asarray(_field(model.denoiser(), self.grid, LIVE_FIELD_T))
+        self.field = np.asarray(field_of(model.denoiser(), self.grid, LIVE_FIELD_T))
         loss = float(np.mean(model.losses[-self.config.chunk :]))
         self.label.value = f"step {model.steps} / {self.config.steps}, loss {loss:.3f}"
         if self.fig is None:
@@ -80,5 +80,5 @@ def live_training(config: TrainConfig | None = None, cloud=None, theme=None) -> 
     """
     config = REFERENCE if config is None else config
     view = _TrainingView(config, theme)
-    _display(view)
+    display_view(view)
     return train(config, cloud, progress=False, callback=view.show)

@@ -1,4 +1,4 @@
-"""Plumbing shared by every explorer: constants, argument checks, click mapping and ``_Explorer``.
+"""Plumbing shared by every explorer: constants, argument checks, click mapping and ``Explorer``.
 
 See ``toydiff.widgets`` for how a picture is made and how a click becomes a data point.
 """
@@ -36,30 +36,30 @@ PATH_STEPS = 64  # DDIM steps of a clicked probability-flow path
 TAIL = 10  # steps of fading tail behind each particle
 DRAWN_WALKERS = 400  # walkers the forward explorer draws; the variance uses all of them
 LIVE_FIELD_T = 0.3  # the time at which live_training shows the field
-_TIMES = np.round(np.linspace(0.0, 1.0, 101), 2)  # the t slider's values
+TIMES = np.round(np.linspace(0.0, 1.0, 101), 2)  # the t slider's values
 _PNG = {"compress_level": 1}  # fast zlib: PNG encoding drops from ~15 to ~7 ms per frame
-_SLIDER = {"style": {"description_width": "initial"}, "layout": {"width": "300px"}}
+SLIDER = {"style": {"description_width": "initial"}, "layout": {"width": "300px"}}
 
-_field = jax.jit(exact_field)  # -eps_hat of any denoiser pytree; t is traced, so no recompiles
+field_of = jax.jit(exact_field)  # -eps_hat of any denoiser pytree; t is traced, so no recompiles
 
 
 # ----------------------------------------------------------------------------- plumbing
 
 
-def _check_choice(what: str, value, allowed) -> None:
+def check_choice(what: str, value, allowed) -> None:
     """Raise ToydiffError naming the bad value and listing the allowed ones."""
     if value not in allowed:
         names = ", ".join(repr(a) for a in allowed)
         raise ToydiffError(f"unknown {what} {value!r}; choose one of {names}")
 
 
-def _check_range(what: str, value, low, high) -> None:
+def check_range(what: str, value, low, high) -> None:
     """Raise ToydiffError if value is outside [low, high]."""
     if not low <= value <= high:
         raise ToydiffError(f"{what} must be in [{low}, {high}], got {value}")
 
 
-def _click_to_data(fig, event: dict):
+def click_to_data(fig, event: dict):
     """Data coordinates (x, y) of an ipyevents click on the figure's PNG; None outside all axes.
 
     See the module docstring: the PNG pixel (dataX, dataY), top-left origin, is the display
@@ -80,14 +80,14 @@ def _click_to_data(fig, event: dict):
     return None
 
 
-def _added(ax, draw) -> tuple[list, list]:
+def added_artists(ax, draw) -> tuple[list, list]:
     """Run draw() and return the collections and lines it added to ax, in drawing order."""
     n_coll, n_lines = len(ax.collections), len(ax.lines)
     draw()
     return list(ax.collections[n_coll:]), list(ax.lines[n_lines:])
 
 
-def _display(view) -> None:
+def display_view(view) -> None:
     """Show view's widget in a running Jupyter kernel; do nothing in scripts, tests or the CLI."""
     try:
         from IPython import get_ipython
@@ -99,7 +99,7 @@ def _display(view) -> None:
         display(view.widget)
 
 
-def _time_slider(t: float) -> widgets.FloatSlider:
+def time_slider(t: float) -> widgets.FloatSlider:
     """The live t slider over [0, 1] that the field and forward explorers share."""
     return widgets.FloatSlider(
         value=t,
@@ -109,11 +109,11 @@ def _time_slider(t: float) -> widgets.FloatSlider:
         description="t",
         readout_format=".2f",
         continuous_update=True,
-        **_SLIDER,
+        **SLIDER,
     )
 
 
-class _Explorer:
+class Explorer:
     """Shared plumbing: one figure rendered to PNG bytes in an Image, a readout and a latency."""
 
     def __init__(self, theme):
@@ -174,7 +174,7 @@ class _Explorer:
     def _on_event(self, event: dict) -> None:
         """An ipyevents click: map it to data coordinates and hand it to ``click``."""
         if event.get("type") == "click" and self.fig is not None:
-            xy = _click_to_data(self.fig, event)
+            xy = click_to_data(self.fig, event)
             if xy is not None:
                 self.click(*xy)
 
