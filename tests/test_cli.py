@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from toydiff import cli
+from toydiff.cli.output import emit
 
 # The CLI's own contract is under test, not the accelerator: pin subprocesses to the CPU so a
 # platform-probe warning from jax cannot add a line to stderr.
@@ -399,7 +400,13 @@ def test_bad_input(argv, keyword, real, paths, tmp_path, capsys):
 def test_json_never_holds_nan(capsys):
     """NaN and inf (e.g. a t_star whose curves never cross) are printed as null: strict JSON."""
     args = cli.build_parser().parse_args(["phase", "--json"])
-    cli._emit(
-        args, {"t_star": float("nan"), "curve": np.array([1.0, np.inf]), "n": np.int64(3)}, "text"
-    )
+    emit(args, {"t_star": float("nan"), "curve": np.array([1.0, np.inf]), "n": np.int64(3)}, "text")
     assert _one_object(capsys.readouterr().out) == {"t_star": None, "curve": [1.0, None], "n": 3}
+
+
+def test_the_old_batch_flag_still_works_with_a_note(capsys):
+    args = cli.build_parser().parse_args(
+        ["images", "train", "--data", "digits", "--out", "r", "--batch", "32"]
+    )
+    assert args.batch_size == 32
+    assert capsys.readouterr().err.strip() == "toydiff: note: --batch is now --batch-size"

@@ -13,7 +13,7 @@ import pytest
 
 from toydiff import cli
 
-TINY = ["--data", "digits", "--steps", "8", "--batch", "16", "--channels", "8", "--no-attention"]
+TINY = ["--data", "digits", "--steps", "8", "--batch-size", "16", "--channels", "8", "--no-attention"]
 
 
 def _main(capsys, *args):
@@ -102,8 +102,8 @@ def _error(capsys, *args):
         (["--label", "7", "--guidance", "nan"], "must be a finite number"),
         (["--label", "7", "--guidance", "inf"], "must be a finite number"),
         (["--label", "7", "--exact", "--guidance", "2"], "need the network, not --exact"),
-        (["--label", "7", "--n", "0"], "must be at least 1"),
-        (["--label", "7", "--steps", "-3"], "must be at least 1"),
+        (["--label", "7", "--n", "0"], "--n must be a whole number of at least 1, got 0"),
+        (["--label", "7", "--steps", "-3"], "--steps must be a whole number from 1 to 10000"),
         (["--label", "7", "--sampler", "magic"], "invalid choice: 'magic'"),
     ],
 )
@@ -113,21 +113,30 @@ def test_sample_mistakes(run_dir, tmp_path, capsys, args, message):
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_sample_refuses_missing_and_foreign_runs(tmp_path, capsys):
+def test_sample_refuses_a_missing_run(tmp_path, capsys):
     err = _error(
         capsys, "images", "sample", "--run", tmp_path / "nothing", "--out", tmp_path / "x.npz"
     )
     assert "no run at" in err
+
+
+def test_both_sample_verbs_read_either_kind_of_run(run_dir, tmp_path, capsys):
+    """One sampling front end: the run's kind picks the model, whichever verb is used."""
     spiral = tmp_path / "spiral"
     assert cli.main(["train", "--steps", "20", "--out", str(spiral), "--quiet"]) == 0
-    capsys.readouterr()
-    err = _error(capsys, "images", "sample", "--run", spiral, "--out", tmp_path / "x.npz")
-    assert "is a 2D run, not an image run" in err
-
-
-def test_2d_sample_refuses_an_image_run(run_dir, tmp_path, capsys):
-    err = _error(capsys, "sample", "--run", run_dir, "--out", tmp_path / "x.npz")
-    assert "is an image run" in err
+    common = ["--n", "3", "--steps", "4", "--seed", "5"]
+    for verb, run, name, shape in (
+        (["images", "sample"], spiral, "a", (3, 2)),
+        (["sample"], spiral, "b", (3, 2)),
+        (["sample"], run_dir, "c", (3, 8, 8, 1)),
+        (["images", "sample"], run_dir, "d", (3, 8, 8, 1)),
+    ):
+        assert _main(capsys, *verb, "--run", run, *common, "--out", tmp_path / name)[0] == 0
+        with np.load(tmp_path / f"{name}.npz") as f:  # the suffix added, as np.savez would
+            assert f["x"].shape == shape
+    for a, b in (("a", "b"), ("c", "d")):
+        with np.load(tmp_path / f"{a}.npz") as f, np.load(tmp_path / f"{b}.npz") as g:
+            np.testing.assert_array_equal(f["x"], g["x"])
 
 
 def test_unwritable_outputs_are_refused_before_sampling(run_dir, tmp_path, capsys):
@@ -146,8 +155,8 @@ def test_unwritable_outputs_are_refused_before_sampling(run_dir, tmp_path, capsy
         (["--data", "shapes", "--size", "80"], "even integer from 8 to 64"),
         (["--data", "digits", "--size", "16"], "digits are 8x8"),
         (["--data", "shapes", "--label-by", "mood"], "allowed: shape, colour, size, hat"),
-        (["--data", "digits", "--batch", "0"], "must be at least 1"),
-        (["--data", "digits", "--batch", "2000"], "larger than the 1438 training images"),
+        (["--data", "digits", "--batch-size", "0"], "must be at least 1"),
+        (["--data", "digits", "--batch-size", "2000"], "larger than the 1438 training images"),
         (["--data", "digits", "--lr", "nan"], "must be a finite number"),
         (["--data", "digits", "--channels", "8,x"], "comma-separated integers"),
         (["--data", "digits", "--coordinator", "127.0.0.1:1"], "or none"),

@@ -59,15 +59,15 @@ def output_file(path: str, suffix: str, *, add_suffix: bool = False) -> pathlib.
     Args:
         path: the file name given.
         suffix: the file type, e.g. ".npz".
-        add_suffix: append ``suffix`` to a name without it (as ``np.savez`` would); otherwise
-            such a name is refused.
+        add_suffix: append ``suffix`` to a name without any (``samples`` becomes
+            ``samples.npz``, as ``np.savez`` would). A name with another suffix is always refused.
 
     Raises:
         ToydiffError: a name of another type, a directory, or a folder that cannot be written.
     """
     out = pathlib.Path(path)
     if out.suffix != suffix:
-        if not add_suffix:
+        if out.suffix or not add_suffix:
             raise ToydiffError(f"{path}: expected a {suffix} file name")
         out = out.with_name(out.name + suffix)
     if out.is_dir():
