@@ -335,7 +335,7 @@ CLI = [
     ("demo-out-a-file", ["demo", "cfg", "--out", "{file}"], "cannot write to {file}: it is a"),
     # -- bench
     ("bench-steps-zero", ["bench", "--steps", "0"], "argument --steps: must be at least 1"),
-    ("bench-batch-without-images", ["bench", "--batch-size", "8"], "--batch-size bench the image path"),
+    ("bench-batch-without-images", ["bench", "--batch-size", "8"], "--batch-size bench the image"),
     ("bench-images-with-steps", ["bench", "--images", "--steps", "9"], "--steps bench the 2D"),
     ("bench-images-batch-zero", ["bench", "--images", "--batch", "0"], "got 0"),
     ("bench-no-notebooks", ["bench", "--notebooks", "{tmp}"], "no chapter notebooks"),
@@ -372,7 +372,7 @@ CLI = [
         "--condition none has none",
     ),
     ("images-train-batch-zero", ["images", "train", *_IT, "--batch", "0"], "at least 1, got 0"),
-    ("images-train-batch-huge", ["images", "train", *_IT, "--batch-size", "5000"], "--batch-size 5000"),
+    ("images-train-batch-huge", ["images", "train", *_IT, "--batch-size", "5000"], "size 5000 is"),
     ("images-train-size", ["images", "train", *_IT, "--size", "16"], "digits are 8x8"),
     (
         "images-train-out-holds-a-run",

@@ -1,12 +1,14 @@
 """The benchmark reports every figure the README table needs (the values are not asserted)."""
 
+import dataclasses
 import math
 import sys
 
 import pytest
 
 from toydiff import bench
-from toydiff.errors import ToydiffError
+from toydiff.engine.registry import Registry
+from toydiff.errors import DataError, ToydiffError
 from toydiff.model import FAST
 
 KEYS = (
@@ -68,3 +70,19 @@ def test_first_picture_runs_the_tour_up_to_its_first_sampling_cell(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=nb.cells[:2]), tmp_path / "none.ipynb")
     with pytest.raises(ToydiffError, match="no cell that samples"):
         bench.first_picture(tmp_path / "none.ipynb")
+
+
+def test_the_image_bench_skips_a_data_set_whose_extra_is_missing(monkeypatch):
+    from toydiff.images import bench as image_bench
+    from toydiff.images import data as image_data
+    from toydiff.images.data.base import DataSpec
+
+    def missing():
+        raise DataError('needs an extra; pip install "toydiff[demo]"')
+
+    spec = dataclasses.replace(image_data.spec("digits"), name="demo", check_installed=missing)
+    registry = Registry("image data", (("demo", spec),), error=DataError)
+    monkeypatch.setattr(image_data, "REGISTRY", registry)
+    assert isinstance(spec, DataSpec)
+    report = image_bench.run()
+    assert report["models"] == [] and "toydiff[demo]" in report["skipped"]["demo"]

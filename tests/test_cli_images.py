@@ -13,7 +13,8 @@ import pytest
 
 from toydiff import cli
 
-TINY = ["--data", "digits", "--steps", "8", "--batch-size", "16", "--channels", "8", "--no-attention"]
+TINY = ["--data", "digits", "--steps", "8", "--batch-size", "16", "--channels", "8"]
+TINY += ["--no-attention"]
 
 
 def _main(capsys, *args):

@@ -204,6 +204,7 @@ def cmd_bench(args):
                 f"(XLA: {m['xla_forward_flops_per_image'] / 1e6:.1f})"
                 + (f", MFU {m['mfu']:.1%}" if "mfu" in m else "")
             )
+        lines += [f"{name}: skipped ({why})" for name, why in report["skipped"].items()]
         emit(args, report, "\n".join(lines))
         return
     from toydiff import bench

@@ -19,6 +19,7 @@ from flax import nnx
 
 from toydiff.bench import machine
 from toydiff.engine import parallel
+from toydiff.errors import DataError
 from toydiff.images import clip, training
 from toydiff.images import data as image_data
 from toydiff.images.model import abstract_network, image_config, param_count
@@ -106,13 +107,19 @@ def bench_config(config, steps: int = 40, n_sample: int = 256, sample_steps: int
 
 
 def run(batch: int | None = None, dtype: str | None = None, conv: str | None = None) -> dict:
-    """The image benchmark: every data set's bench models, on every visible device."""
+    """The image benchmark: every data set's bench models, on every visible device; a data set
+    whose optional extra is not installed is skipped, and ``skipped`` says why."""
     changes = {k: v for k, v in {"dtype": dtype, "conv": conv}.items() if v is not None}
     if batch is not None:
         changes["batch_size"] = batch
     with tempfile.TemporaryDirectory() as folder:  # throughput needs a CLIP, not a trained one
-        configs = []
+        configs, skipped = [], {}
         for name, spec in image_data.REGISTRY.items():
+            try:
+                spec.available()
+            except DataError as err:  # an optional data set whose extra is not installed
+                skipped[name] = str(err)
+                continue
             for entry in spec.bench:
                 entry = {**entry, **changes}
                 if entry.get("condition") == "text":
@@ -124,5 +131,6 @@ def run(batch: int | None = None, dtype: str | None = None, conv: str | None = N
     return {
         "machine": machine(),
         "models": models,
+        "skipped": skipped,
         "sampler": "ddim, classifier-free guidance (2 U-Net calls per step)",
     }
