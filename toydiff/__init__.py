@@ -1,13 +1,17 @@
 """toydiff: an interactive 2D toy-diffusion lab in JAX.
 
 Train a time-conditioned score network on a 2D point cloud, sample it with DDPM, DDIM or an ODE
-solver, and look at what it learned. The modules, one per concept:
+solver, and look at what it learned. The layers (docs/architecture.md has the picture):
 
-- ``data``: point clouds (the spiral, the labelled spiral, your own files).
-- ``processes``: the forward processes (VE, VP, flow) and the random walk.
-- ``networks``, ``objectives``, ``training``: the model and how it learns.
-- ``samplers``, ``guidance``, ``oracle``: how to generate, steer, and the exact answer.
-- ``metrics``, ``viz``, ``widgets``, ``exercises``, ``demos``: measuring, pictures, the lab.
+- ``engine``: what every model shares: ``processes`` (VE, VP, flow), ``objectives``,
+  ``samplers``, ``guidance``, ``oracle``, ``loop`` (the one training loop), ``sampling`` (the one
+  sampling front end), ``checkpoint``, ``cache``, ``parallel``, and the registries behind the
+  command line's choices.
+- ``nets``: the networks (``mlp`` for points, ``unet`` for images).
+- ``data``, ``model``, ``training``: the 2D lab's point clouds, model and trainer; ``images``: the
+  image path and the toy CLIP on the same engine.
+- ``metrics``, ``viz``, ``widgets``, ``exercises``, ``demos``, ``lab``: measuring, pictures, the
+  classroom.
 
 Typical use::
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from toydiff import training
 from toydiff.engine import cache
-from toydiff.errors import ToydiffError
+from toydiff.errors import DataError, ToydiffError
 from toydiff.images import clip as clip_lib
 from toydiff.images import data as image_data
 from toydiff.images import training as image_training
@@ -253,6 +253,17 @@ class ChapterModel:
         """The model, trained now or loaded from the cache."""
         return TRAINERS[self.kind](self.config, progress)
 
+    def missing(self) -> str | None:
+        """Why this model cannot be trained here (its data set's optional extra is not
+        installed), or None."""
+        if self.kind not in ("image", "clip"):
+            return None
+        try:
+            image_data.spec(self.config.data).available()
+        except DataError as err:
+            return str(err)
+        return None
+
 
 def _text(clip_config, progress):
     """The text-conditioned shapes model on the cached CLIP trained with ``clip_config``."""
@@ -322,10 +333,18 @@ def warmup(
 
     Returns:
         One record per model: ``name``, ``chapters``, ``seconds`` and ``cached`` (True when it was
-        loaded, False when it was trained now).
+        loaded, False when it was trained now), and ``skipped`` (why, or None) for a model whose
+        data set's optional extra is not installed.
     """
     records = []
     for model in models:
+        why = model.missing()
+        if why is not None:
+            record = {"name": model.name, "chapters": list(model.chapters), "seconds": 0.0}
+            records.append({**record, "cached": False, "skipped": why})
+            if log is not None:
+                log(records[-1])
+            continue
         before = _cached_runs()
         t0 = time.perf_counter()
         model.train(progress=progress)
@@ -335,6 +354,7 @@ def warmup(
             "chapters": list(model.chapters),
             "seconds": time.perf_counter() - t0,
             "cached": not trained,
+            "skipped": None,
         }
         records.append(record)
         if log is not None:

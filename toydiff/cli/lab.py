@@ -85,6 +85,8 @@ def cmd_warmup(args):
     def log(record):  # a line per model as it finishes; stderr with --json
         done.append(record)
         how = "already cached" if record["cached"] else "trained"
+        if record["skipped"]:
+            how = f"skipped ({record['skipped']})"
         print(
             f"[{len(done)}/{len(models)}] {record['name']} ({_chapters(record['chapters'])}): "
             f"{how}, {record['seconds']:.1f} s",
@@ -94,13 +96,16 @@ def cmd_warmup(args):
 
     records = lab.warmup(models, progress=not args.quiet, log=log)
     total = sum(r["seconds"] for r in records)
-    trained = sum(not r["cached"] for r in records)
+    trained = sum(not r["cached"] and not r["skipped"] for r in records)
+    skipped = sum(bool(r["skipped"]) for r in records)
     payload = {"cache": str(cache_dir()), "models": records, "total_s": total}
     emit(
         args,
         payload,
-        f"warm-up done: {len(records)} models in {total:.1f} s ({trained} trained now, "
-        f"{len(records) - trained} already cached) in {cache_dir()}",
+        f"warm-up done: {len(records) - skipped} models in {total:.1f} s ({trained} trained now, "
+        f"{len(records) - trained - skipped} already cached"
+        + (f", {skipped} skipped" if skipped else "")
+        + f") in {cache_dir()}",
     )
 
 

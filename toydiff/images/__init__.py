@@ -3,10 +3,11 @@
 Built on the shared core (processes, objectives, the training loop, samplers, guidance, the exact
 oracle); nothing in the core imports it. The modules:
 
-- ``data``: scikit-learn's digits and procedural shapes with captions;
+- ``data``: the data sets, one file each (scikit-learn's digits, procedural shapes with
+  captions, MNIST), and the registry that names them;
 - ``text``, ``clip``, ``shared_space``: the toy CLIP's words, model and what its space shows;
-- ``layers``, ``unet``: the U-Net with pluggable conditioning;
-- ``model``, ``training``, ``parallel``: runs, the sharded training, checkpoints and resuming;
+- ``config``, ``model``, ``training``: runs, the sharded training, checkpoints and resuming (the
+  U-Net is ``toydiff.nets.unet``, the mesh ``toydiff.engine.parallel``);
 - ``judge``: independent classifiers, accuracy, diversity and novelty;
 - ``viz``, ``widgets``, ``exercises``, ``bench``: pictures, explorers, checkers, throughput.
 

@@ -170,4 +170,5 @@ SPEC = DataSpec(
     text_recipe={"steps": 3000},
     extra=EXTRA,
     check_installed=check_installed,
+    chapters=(10,),
 )
