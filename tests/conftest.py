@@ -218,7 +218,10 @@ def _group(nodeid: str, prefixes: tuple[str, ...]) -> int | None:
 def pytest_collection_modifyitems(config, items):
     """Heavy groups first in each half of the run (see FIRST_HALF); nothing is deselected."""
     first = [it for it in items if _group(it.nodeid, FIRST_HALF) is not None]
-    second = [it for it in items if _group(it.nodeid, SECOND_HALF) is not None]
+    taken = {id(it) for it in first}
+    second = [
+        it for it in items if id(it) not in taken and _group(it.nodeid, SECOND_HALF) is not None
+    ]
     first.sort(key=lambda it: _group(it.nodeid, FIRST_HALF))  # stable: file order kept
     second.sort(key=lambda it: _group(it.nodeid, SECOND_HALF))
     heavy = {id(it) for it in first + second}
