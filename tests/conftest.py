@@ -190,6 +190,7 @@ def long_model(seeded):
 # model at the same time; the light tests fill the rest of each half and are what gets stolen.
 # Only the order changes: every test runs, and within a group the collection order is kept.
 FIRST_HALF = (
+    "tests/test_instruction_sets.py::test_quality_checks_hold_with_an_older_instruction_set[SSE4_2-images]",
     "tests/test_images_text_model.py",  # the shapes CLIP, then the text-to-image U-Net
     "tests/test_images_clip.py",
     "notebooks/11_",
@@ -200,6 +201,7 @@ FIRST_HALF = (
     "notebooks/04_",
 )
 SECOND_HALF = (
+    "tests/test_instruction_sets.py",  # the 2D quality checks again under SSE4_2 and AVX2
     "tests/test_images_quality.py",  # the digits and shapes U-Nets
     "tests/browser/",
     "notebooks/10_",
@@ -216,7 +218,10 @@ def _group(nodeid: str, prefixes: tuple[str, ...]) -> int | None:
 def pytest_collection_modifyitems(config, items):
     """Heavy groups first in each half of the run (see FIRST_HALF); nothing is deselected."""
     first = [it for it in items if _group(it.nodeid, FIRST_HALF) is not None]
-    second = [it for it in items if _group(it.nodeid, SECOND_HALF) is not None]
+    taken = {id(it) for it in first}
+    second = [
+        it for it in items if id(it) not in taken and _group(it.nodeid, SECOND_HALF) is not None
+    ]
     first.sort(key=lambda it: _group(it.nodeid, FIRST_HALF))  # stable: file order kept
     second.sort(key=lambda it: _group(it.nodeid, SECOND_HALF))
     heavy = {id(it) for it in first + second}
