@@ -106,6 +106,7 @@ def table(rows: list[dict]) -> str:
         base = f"{first[0]['value']:.4g}" if first else "-"
         flag = "" if worst["ok"] else " **fails**"
         name = test.split("::", 1)[1] if "::" in test else test
+        check = check.replace("|", "\\|")  # a pipe in a check's name would end its table cell
         lines.append(
             f"| `{name}` | {check} | {worst['op']} {worst['bound']:g} | {base} | "
             f"{worst['value']:.4g} ({worst['seed']}, {_setting(worst)}){flag} | "
