@@ -190,7 +190,7 @@ def long_model(seeded):
 # model at the same time; the light tests fill the rest of each half and are what gets stolen.
 # Only the order changes: every test runs, and within a group the collection order is kept.
 FIRST_HALF = (
-    "tests/test_instruction_sets.py::test_quality_checks_hold_with_an_older_instruction_set[SSE4_2-images]",
+    "tests/test_instruction_sets.py::test_quality_checks_hold_with_an_older_instruction_set[SSE4_2-digits]",
     "tests/test_images_text_model.py",  # the shapes CLIP, then the text-to-image U-Net
     "tests/test_images_clip.py",
     "notebooks/11_",
@@ -201,7 +201,7 @@ FIRST_HALF = (
     "notebooks/04_",
 )
 SECOND_HALF = (
-    "tests/test_instruction_sets.py",  # the 2D quality checks again under SSE4_2 and AVX2
+    "tests/test_instruction_sets.py",  # the 2D quality checks again under SSE4_2
     "tests/test_images_quality.py",  # the digits and shapes U-Nets
     "tests/browser/",
     "notebooks/10_",
