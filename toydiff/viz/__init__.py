@@ -1,7 +1,8 @@
 """Pictures of the lab: point clouds, vector fields, trajectories, curves and animations.
 
 Three modules: ``style`` (themes and figure plumbing), ``plots`` (still pictures) and
-``animation`` (moving pictures and their files). Everything public is importable from here.
+``animation`` (moving pictures and their files). The drawing functions and themes are
+importable from here; the figure plumbing the three share stays in ``viz.style``.
 
 Every function here takes numpy (or JAX) arrays that the caller computed with the library, draws
 them with matplotlib and returns the figure (or the animation). Nothing here calls a model, so a
@@ -31,7 +32,6 @@ from toydiff.viz.animation import (
 from toydiff.viz.plots import (
     cfg_sweep,
     compare,
-    find_quiver,
     loss_curve,
     phase_curves,
     points,
@@ -47,20 +47,10 @@ from toydiff.viz.style import (
     CLASS_NAMES,
     DPI,
     LIM,
-    as_paths,
-    as_points,
-    class_legend,
-    draw_data,
-    figure,
     new_axes,
     palette,
-    plain_axes,
-    point_colors,
     set_theme,
-    style_axes,
     theme,
-    theme_in_block,
-    themed,
 )
 
 __all__ = [
@@ -70,21 +60,10 @@ __all__ = [
     "LIM",
     "palette",
     "set_theme",
-    "theme_in_block",
     "theme",
-    "themed",
-    "as_points",
-    "as_paths",
-    "figure",
-    "style_axes",
-    "plain_axes",
     "new_axes",
-    "draw_data",
-    "point_colors",
-    "class_legend",
     "points",
     "vector_field",
-    "find_quiver",
     "update_vector_field",
     "tail_segments",
     "trajectories",
