@@ -341,7 +341,7 @@ CLI = [
     ("bench-no-notebooks", ["bench", "--notebooks", "{tmp}"], "no chapter notebooks"),
     ("bench-versus-empty", ["bench", "--versus", " "], "--versus needs a command"),
     ("bench-versus-missing", ["bench", "--versus", "no-such-torch 15000"], "no program 'no-such"),
-    ("bench-images-versus", ["bench", "--images", "--versus", "x"], "--versus bench the 2D"),
+    ("bench-images-versus", ["bench", "--images", "--versus", "no-such-x"], "no program 'no-such"),
     ("bench-images-no-start", ["bench", "--images", "--no-start"], "--no-start bench the 2D"),
     # -- lab and warmup
     ("lab-port-too-big", ["lab", "--port", "70000", "{tmp}/lab"], "between 1 and 65535, got 70000"),

@@ -1,9 +1,12 @@
 """The benchmark reports every figure the README table needs (the values are not asserted)."""
 
 import dataclasses
+import json
 import math
+import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from toydiff import bench
@@ -86,3 +89,44 @@ def test_the_image_bench_skips_a_data_set_whose_extra_is_missing(monkeypatch):
     assert isinstance(spec, DataSpec)
     report = image_bench.run()
     assert report["models"] == [] and "toydiff[demo]" in report["skipped"]["demo"]
+
+
+def test_the_image_recipe_runs_as_one_process_and_writes_what_it_sampled(tmp_path):
+    out = tmp_path / "digits.npz"
+    cmd = [sys.executable, "-m", "toydiff.images.recipe", "--steps", "10", "--per-class", "2"]
+    done = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["steps"] == 10 and report["batch"] == 128 and report["images_sampled"] == 20
+    for key in ("import_and_data_s", "train_s", "sample_s", "whole_s"):
+        assert report[key] > 0
+    assert report["whole_s"] >= report["train_s"] + report["sample_s"]
+    with np.load(out) as f:
+        assert f["x"].shape == (20, 8, 8, 1) and np.abs(f["x"]).max() <= 1.0
+        np.testing.assert_array_equal(f["labels"], np.repeat(np.arange(10), 2))
+    bad = subprocess.run(cmd[:3] + ["--per-class", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--per-class must be at least 1, got 0" in bad.stderr
+
+
+def test_image_versus_times_both_and_judges_what_each_wrote():
+    # The other program here copies real training digits of each class to {out}: the judge,
+    # independent of both, must read nearly all of them as asked.
+    from toydiff.images import bench as image_bench
+
+    writer = (
+        "import sys, numpy as np; from toydiff.images import data; d = data.load('digits'); "
+        "i = np.concatenate([np.flatnonzero(d.labels == c)[:50] for c in range(10)]); "
+        "np.savez(sys.argv[1], x=d.x[i], labels=d.labels[i]); "
+        'print(\'{"train_s": 1.0, "sample_s": 0.5}\')'
+    )
+    command = f'{sys.executable} -c "{writer}" {{out}}'
+    report = image_bench.versus(command, pairs=1, steps=10)
+    assert report["versus_other_judged"] > 0.95
+    assert 0.0 <= report["versus_toydiff_judged"] <= 1.0
+    assert report["versus_other_train_s"] == 1.0 and report["versus_other_sample_s"] == 0.5
+    assert report["versus_other_train_images_per_s"] == 10 * 128 / 1.0
+    assert report["versus_other_sample_images_per_s"] == 500 / 0.5
+    assert report["versus_speedup"] == pytest.approx(
+        report["versus_other_wall_s"] / report["versus_toydiff_wall_s"]
+    )
+    for key in ("versus_toydiff_first_s", "versus_toydiff_train_s", "versus_toydiff_sample_s"):
+        assert report[key] > 0

@@ -1,6 +1,9 @@
 """The image data sets: the registry, digits from scikit-learn, procedural shapes, splits and
 captions."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -23,6 +26,23 @@ def test_digits_are_sklearns_with_a_fixed_held_out_split():
     i = 5
     np.testing.assert_allclose(train.x[i, ..., 0], raw.images[train.index[i]] / 8 - 1)
     assert train.labels[i] == raw.target[train.index[i]]
+
+
+def test_digits_are_read_without_importing_sklearn():
+    # The file scikit-learn ships, parsed by hand: the same numbers as load_digits, and a
+    # training process does not pay for scikit-learn's import.
+    code = (
+        "import sys; from toydiff.images.data import digits; x, y = digits._bundled(); "
+        "assert 'sklearn' not in sys.modules, 'sklearn was imported'; "
+        "assert x.shape == (1797, 8, 8, 1) and y.shape == (1797,)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from sklearn.datasets import load_digits
+
+    x, y = digits._bundled()
+    raw = load_digits()
+    np.testing.assert_array_equal(x[..., 0], (raw.images / 8.0 - 1.0).astype(np.float32))
+    np.testing.assert_array_equal(y, raw.target)
 
 
 def test_digit_captions():

@@ -109,13 +109,15 @@ def test_an_image_model_draws_a_grid_by_default(digits_model):
 
 
 def test_any_n_samples_in_fixed_chunks_with_the_same_result(digits_model):
-    # 130 images run as a chunk of 128 and one of 2 padded to 8; DDIM is deterministic given
-    # the starting noise, and each image is denoised on its own, so chunking changes nothing.
-    # (16 DDIM steps at w = 1: the same compiled sampler as the negative-class test's.)
+    # A chunk and two more images: a full chunk and one of 2 padded to 8; DDIM is deterministic
+    # given the starting noise, and each image is denoised on its own, so chunking changes
+    # nothing. (16 DDIM steps at w = 1: the same compiled sampler as the negative-class test's.)
+    chunk = digits_model.sample_chunk
+    assert chunk == 512  # sized by work: 4.1 MFLOP an image, 2.5 GFLOP a call on a CPU
     kw = {"steps": 16, "sampler": "ddim", "label": "3", "guidance": 1.0}
-    x = np.asarray(digits_model.sample(jax.random.key(3), n=130, **kw))
-    assert x.shape == (17, 130, 8, 8, 1)
-    for part in (slice(0, 128), slice(128, 130), slice(5, 9)):
+    x = np.asarray(digits_model.sample(jax.random.key(3), n=chunk + 2, **kw))
+    assert x.shape == (17, chunk + 2, 8, 8, 1)
+    for part in (slice(0, 128), slice(chunk, chunk + 2), slice(5, 9)):
         alone = digits_model.sample(jax.random.key(9), x_init=x[0, part], **kw)
         np.testing.assert_allclose(np.asarray(alone), x[:, part], atol=1e-4)
     with pytest.raises(ToydiffError, match="2 labels given for 130 samples"):

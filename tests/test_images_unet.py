@@ -49,6 +49,42 @@ def test_matmul_convolution_equals_xlas():
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(2, 6, 6, 5, 7), (3, 4, 8, 2, 3), (1, 8, 8, 16, 16)])
+def test_hybrid_convolution_and_its_gradients_equal_xlas(shape):
+    # The hybrid kernel's own backward pass (XLA's input gradient, the kernel gradient as one
+    # product) against the gradients XLA derives for its convolution and the matmul one.
+    n, h, w, c, o = shape
+    x = jax.random.normal(jax.random.key(0), (n, h, w, c))
+    k = jax.random.normal(jax.random.key(1), (3, 3, c, o))
+    g = jax.random.normal(jax.random.key(2), (n, h, w, o))
+    np.testing.assert_allclose(
+        layers.conv3x3_hybrid(x, k), layers.conv3x3_xla(x, k), atol=1e-5, rtol=1e-5
+    )
+    grads = {
+        name: jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * g), argnums=(0, 1))(x, k)
+        for name, f in layers.IMPLS.items()
+    }
+    for name in ("xla", "matmul"):
+        for mine, theirs in zip(grads["hybrid"], grads[name], strict=True):
+            np.testing.assert_allclose(mine, theirs, atol=1e-4, rtol=1e-4)
+    dk = layers.conv3x3_kernel_grad(x, g)
+    assert dk.shape == (3, 3, c, o)
+    # one tap by hand: dk[0, 2] pairs x shifted up and right with dy
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    by_hand = jnp.einsum("nijc,nijo->co", xp[:, 0:h, 2 : 2 + w], g)
+    np.testing.assert_allclose(dk[0, 2], by_hand, atol=1e-4, rtol=1e-4)
+
+
+def test_auto_convolution_is_hybrid_on_a_cpu_and_unknown_ones_are_refused():
+    assert layers.resolve_conv("auto") == ("hybrid" if jax.default_backend() == "cpu" else "xla")
+    assert layers.resolve_conv("matmul") == "matmul"
+    assert UNetConfig().conv == "auto"
+    net = UNet(SMALL, seed=0)
+    assert net.conv_in.impl == layers.resolve_conv("auto")
+    with pytest.raises(ValueError, match="unknown conv 'fft'; expected one of auto, matmul"):
+        dataclasses.replace(SMALL, conv="fft").check()
+
+
 def test_space_to_depth_round_trips():
     x = jnp.arange(2 * 4 * 6 * 3, dtype=jnp.float32).reshape(2, 4, 6, 3)
     y = space_to_depth(x, 2)

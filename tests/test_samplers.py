@@ -187,3 +187,27 @@ def test_starting_part_way_uses_the_later_part_of_the_schedule(key):
     times = np.asarray(frame_times(process, 8, 0.4))
     np.testing.assert_allclose(times[[0, -1]], [0.4, process.t_min], atol=1e-6)
     assert not np.allclose(part[-1], full[-1])
+
+
+def test_a_sampler_compiled_with_options_is_the_same_sampler():
+    # The image path compiles its samplers with its own XLA options (compilation.image_options);
+    # the function is the same, so the trajectory is the same up to the last bits, and the
+    # default sampler (the 2D lab's) is left as it was.
+    from toydiff.engine import compilation
+
+    options = compilation.image_options()
+    if jax.default_backend() == "cpu":
+        assert options == compilation.CPU_IMAGE_OPTIONS
+    assert get_sampler("ddim") is SAMPLERS["ddim"]
+    assert get_sampler("ddim", None) is SAMPLERS["ddim"]
+    process = VE()
+    denoiser = gaussian_mixture_oracle(process, MEAN[None], COV[None])
+    x_init = _exact_start(process, jax.random.key(0), 64)
+    opts = {"xla_cpu_enable_fast_min_max": False}
+    for name in ("ddpm", "ddpm-nonoise", "ddim"):
+        variant = get_sampler(name, opts)
+        assert variant is not get_sampler(name)
+        assert variant is get_sampler(name, dict(opts))  # compiled once per options
+        a = get_sampler(name)(jax.random.key(1), denoiser, process, x_init, 8)
+        b = variant(jax.random.key(1), denoiser, process, x_init, 8)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)

@@ -182,12 +182,12 @@ def train_process(cache, out, steps: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "toydiff", "train", "--data", "spiral", "--out", str(out)]
     cmd += ["--quiet", "--json", "--overwrite"] + ([] if steps is None else ["--steps", str(steps)])
     env = {**os.environ, "TOYDIFF_CACHE": str(cache)}
-    wall, stdout = _timed_process(cmd, "the timed training process", env)
+    wall, stdout = timed_process(cmd, "the timed training process", env)
     report = json.loads(stdout)
     return {"wall_s": wall, "first_step_s": report["first_step_s"], "train_s": report["train_s"]}
 
 
-def _timed_process(argv: list[str], what: str, env=None) -> tuple[float, str]:
+def timed_process(argv: list[str], what: str, env=None) -> tuple[float, str]:
     """Run a whole process; its wall seconds and stdout, or ToydiffError with its last line."""
     t0 = time.perf_counter()
     try:
@@ -243,7 +243,7 @@ def versus(command: str, steps: int | None = None, pairs: int = 3) -> dict:
         train_process(cache, out, steps)
         for _ in range(pairs):
             ours.append(train_process(cache, out, steps)["wall_s"])
-            theirs.append(_timed_process(argv, "--versus: the command")[0])
+            theirs.append(timed_process(argv, "--versus: the command")[0])
     return {
         "versus_command": command,
         "versus_toydiff_s": float(np.median(ours)),

@@ -186,14 +186,19 @@ def cmd_bench(args):
     ]
     if not args.images and image_only:
         raise ToydiffError(f"{', '.join(image_only)} bench the image path: add --images")
-    lab_only = [f"--{k}" for k in ("steps", "notebooks", "versus") if getattr(args, k) is not None]
+    lab_only = [f"--{k}" for k in ("steps", "notebooks") if getattr(args, k) is not None]
     lab_only += ["--no-start"] if args.no_start else []
     if args.images and lab_only:
         raise ToydiffError(f"{', '.join(lab_only)} bench the 2D lab, not --images")
     if args.images:
+        from toydiff.bench import check_command
         from toydiff.images import bench as image_bench
 
+        if args.versus is not None:
+            check_command(args.versus)  # before any work
         report = image_bench.run(batch=args.batch_size, dtype=args.dtype, conv=args.conv)
+        if args.versus is not None:
+            report.update(image_bench.versus(args.versus))
         lines = [f"machine: {report['machine']}"]
         for m in report["models"]:
             lines.append(
@@ -201,10 +206,14 @@ def cmd_bench(args):
                 f"{m['train_images_per_s']:.0f} images/s, sample {m['sample_images_per_s']:.0f} "
                 f"images/s ({m['sample_steps']} guided DDIM steps), "
                 f"{m['forward_flops_per_image'] / 1e6:.1f} MFLOP per image forward "
-                f"(XLA: {m['xla_forward_flops_per_image'] / 1e6:.1f})"
+                f"(XLA: {m['xla_forward_flops_per_image'] / 1e6:.1f}); "
+                f"{m['train_tflops_per_s'] * 1e3:.1f} GFLOP/s training, "
+                f"{m['train_share_of_peak']:.0%} of the peak ({m['peak_from']})"
                 + (f", MFU {m['mfu']:.1%}" if "mfu" in m else "")
             )
         lines += [f"{name}: skipped ({why})" for name, why in report["skipped"].items()]
+        if args.versus is not None:
+            lines.append(_versus_line(report))
         emit(args, report, "\n".join(lines))
         return
     from toydiff import bench
@@ -218,6 +227,21 @@ def cmd_bench(args):
     )
     lines = [f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in report.items()]
     emit(args, report, "\n".join(lines))
+
+
+def _versus_line(r: dict) -> str:
+    """The image recipe against another program, in words."""
+    line = (
+        f"recipe ({r['versus_data']}) as whole processes, median of {r['versus_pairs']}: "
+        f"toydiff {r['versus_toydiff_wall_s']:.1f} s, the other {r['versus_other_wall_s']:.1f} s: "
+        f"toydiff is {r['versus_speedup']:.2f}x as fast"
+    )
+    judged = [
+        f"{side} {r[f'versus_{side}_judged']:.1%}"
+        for side in ("toydiff", "other")
+        if f"versus_{side}_judged" in r
+    ]
+    return line + (f"; judged as asked: {', '.join(judged)}" if judged else "")
 
 
 def cmd_demo(args):
@@ -314,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theme", default="dark", choices=("dark", "light"))
     p.add_argument("--quick", action="store_true", help="fewer frames and 500-step models")
 
+    from toydiff.nets.layers import CONVS
+
     p = verb("bench", cmd_bench, "time training, sampling and drawing on this machine")
     p.add_argument("--steps", type=positive, help="training steps (15000)")
     p.add_argument("--notebooks", metavar="DIR", help="also run and time the notebooks in DIR")
@@ -326,12 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--versus",
         metavar="CMD",
-        help='time whole training processes against CMD, e.g. "python recipe_torch.py 15000"',
+        help='time whole training processes against CMD, e.g. "python recipe_torch.py 15000"; '
+        "with --images, whole digits recipes (a {out} in CMD: where it writes samples to judge)",
     )
     p.add_argument("--images", action="store_true", help="bench the image path instead")
     add_batch_size(p, positive, "image batch (--images)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), help="compute dtype (--images)")
-    p.add_argument("--conv", choices=("matmul", "xla"), help="convolution kernel (--images)")
+    p.add_argument("--conv", choices=CONVS, help="convolution kernel (--images; auto by default)")
     return parser
 
 

@@ -208,7 +208,8 @@ def add_parser(sub, verb) -> None:
     from toydiff.engine.processes import PROCESSES
     from toydiff.images import data as image_data
     from toydiff.images.config import CONDITIONS
-    from toydiff.nets.unet import CONVS, DTYPES
+    from toydiff.nets.layers import CONVS
+    from toydiff.nets.unet import DTYPES
 
     names = image_data.NAMES
     group = sub.add_parser("images", help=f"the image path: {', '.join(names)}")
@@ -230,7 +231,7 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--cond-drop", type=finite, help="label dropout for guidance, in [0, 1)")
     p.add_argument("--channels", type=_channels, help="U-Net channels per level, e.g. 32,64")
     p.add_argument("--no-attention", action="store_true", help="no self-attention")
-    p.add_argument("--conv", choices=CONVS, help="convolution kernel: matmul (CPU) or xla")
+    p.add_argument("--conv", choices=CONVS, help="convolution: auto (hybrid on CPU, else xla)")
     p.add_argument("--dtype", choices=DTYPES, help="compute dtype of matmuls (bfloat16 on GPU/TPU)")
     p.add_argument("--distributed", action="store_true", help="jax.distributed.initialize()")
     p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process by hand)")

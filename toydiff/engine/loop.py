@@ -146,6 +146,7 @@ def run_chunks(
     loss: Callable | None = None,
     chunk: int | None = None,
     every: int | None = None,
+    compiler_options: dict | None = None,
 ) -> Iterator[tuple[TrainState, np.ndarray, Progress]]:
     """The training engine: advance ``state`` to ``config.steps`` in compiled chunks.
 
@@ -169,6 +170,8 @@ def run_chunks(
         chunk: steps per chunk (default ``config.chunk``): a run with checkpoints every k
             steps chunks by a divisor of k, and a resumed run by the chunk it began with.
         every: an extra period of chunk boundaries (the checkpoint period), or None.
+        compiler_options: XLA options to compile the chunks with (the image path's
+            ``compilation.image_options()``); None keeps XLA's defaults (the 2D lab, the CLIP).
 
     Yields:
         (state, losses, progress) after each chunk: the new state, the chunk's per-step losses
@@ -188,7 +191,7 @@ def run_chunks(
             lowered = _run_chunk.lower(
                 *args, graphdef=graphdef, config=config, length=length, loss=loss
             )
-            compiled[length] = lowered.compile()
+            compiled[length] = lowered.compile(compiler_options=compiler_options)
             progress.compile_s += time.perf_counter() - t0
         if progress.steps == 0:
             progress.first_step_s = process_age()

@@ -243,9 +243,27 @@ OPTIONS = {
 """The options each sampler takes, besides ``t_start`` (which every sampler takes)."""
 
 
-def get_sampler(name: str):
-    """Look a sampler up by name; raises ToydiffError (a ValueError) listing ``SAMPLERS``."""
-    return SAMPLERS[name]
+def get_sampler(name: str, compiler_options: dict | None = None):
+    """Look a sampler up by name; raises ToydiffError (a ValueError) listing ``SAMPLERS``.
+
+    Args:
+        name: one of ``SAMPLERS``.
+        compiler_options: XLA options to compile it with (the image path's
+            ``compilation.image_options()``); None for the shared, default-compiled sampler.
+    """
+    sampler = SAMPLERS[name]
+    if not compiler_options:
+        return sampler
+    return _compiled_with(name, tuple(sorted(compiler_options.items())))
+
+
+@functools.cache
+def _compiled_with(name: str, options: tuple):
+    """The sampler ``name`` jitted with compiler options: the same function, its own programs."""
+    sampler = SAMPLERS[name]
+    fn = getattr(sampler, "__wrapped__", sampler)  # a wrapper (ddpm-nonoise) is traced whole
+    static = ("process", "steps") + (("noise",) if "noise" in OPTIONS[name] else ())
+    return jax.jit(fn, static_argnames=static, compiler_options=dict(options))
 
 
 def check_options(name: str, options: dict | None) -> dict:

@@ -187,6 +187,10 @@ class Sampling:
     seconds and a sample far more than a 2D point). Chunk i then draws its noise from
     ``fold_in(key, i)``."""
 
+    compiler_options: dict | None = None
+    """XLA options the samplers are compiled with (None: the shared, default-compiled ones; the
+    image path sets ``compilation.image_options()``)."""
+
     def working_floats(self, exact: bool = False) -> int:
         """Working numbers per sample in flight during a step (for ``limits.sample_bytes``).
 
@@ -276,7 +280,7 @@ class Sampling:
         pad = -n % size
         k_prior, k_run = jax.random.split(key)
         chunked = self.sample_chunk is not None
-        sampler = samplers.get_sampler(request.sampler)
+        sampler = samplers.get_sampler(request.sampler, self.compiler_options)
         x_init = request.x_init
         if x_init is not None and pad:
             x_init = jnp.concatenate([x_init, jnp.zeros((pad, *x_init.shape[1:]), jnp.float32)])

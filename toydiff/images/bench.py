@@ -3,21 +3,31 @@
 For the models each data set names in its spec (``DataSpec.bench``: the digits, 32x32 shapes and
 the text-conditioned 16x16 shapes model, ...): training images per second (after compiling),
 guided sampling images per second, and the U-Net's FLOPs per image, counted from its shape
-(``unet.forward_flops``) and cross-checked against XLA's ``cost_analysis``. On an accelerator
-with a known bf16 peak it adds the model FLOP utilisation (MFU).
+(``unet.forward_flops``) and cross-checked against XLA's ``cost_analysis``; from those, the
+FLOP/s achieved and their share of the machine's peak: on an accelerator with a known bf16 peak
+the data sheet's (the model FLOP utilisation, MFU), on a CPU the rate a large float32 matrix
+product reaches here (``matmul_peak``).
+
+``versus`` (``toydiff bench --images --versus CMD``) times whole recipe processes
+(``toydiff.images.recipe``) against another program doing the same work, alternated.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import os
+import sys
 import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from toydiff.bench import machine
+from toydiff.bench import check_command, machine, timed_process
 from toydiff.engine import parallel
 from toydiff.errors import DataError
 from toydiff.images import clip, training
@@ -43,6 +53,30 @@ def peak_flops(device_kind: str) -> float | None:
         if name.lower() in device_kind.lower():
             return peak
     return None
+
+
+@functools.cache
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the best of ``repeats`` (size x size) float32 matrix products on the default
+    device: what this machine's cores reach on the friendliest work there is, the yardstick
+    for a CPU's share of peak (its vendor's number assumes every core at full vector width)."""
+    a = jnp.ones((size, size), jnp.float32)
+    product = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(product(a))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(product(a))
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best
+
+
+def peak(device_kind: str) -> tuple[float, str]:
+    """(FLOP/s, where the number comes from) for the share-of-peak figures."""
+    sheet = peak_flops(device_kind)
+    if sheet is not None:
+        return sheet * len(jax.devices()), "bf16 data sheet"
+    return matmul_peak() * len(jax.devices()), "a 2048x2048 float32 product measured here"
 
 
 def xla_flops(config) -> float:
@@ -99,10 +133,15 @@ def bench_config(config, steps: int = 40, n_sample: int = 256, sample_steps: int
         "forward_flops_per_image": flops,
         "xla_forward_flops_per_image": xla_flops(config),
         "train_tflops_per_s": 3 * flops * train_rate / 1e12,
+        "sample_tflops_per_s": 2 * sample_steps * flops * n_sample / sample_s / 1e12,
     }
-    peak = peak_flops(jax.devices()[0].device_kind)
-    if peak is not None:
-        report["mfu"] = 3 * flops * train_rate / (peak * len(jax.devices()))
+    top, source = peak(jax.devices()[0].device_kind)
+    report["peak_tflops_per_s"] = top / 1e12
+    report["peak_from"] = source
+    report["train_share_of_peak"] = 3 * flops * train_rate / top
+    report["sample_share_of_peak"] = report["sample_tflops_per_s"] * 1e12 / top
+    if peak_flops(jax.devices()[0].device_kind) is not None:
+        report["mfu"] = report["train_share_of_peak"]
     return report
 
 
@@ -134,3 +173,93 @@ def run(batch: int | None = None, dtype: str | None = None, conv: str | None = N
         "skipped": skipped,
         "sampler": "ddim, classifier-free guidance (2 U-Net calls per step)",
     }
+
+
+def recipe_process(data: str = "digits", out=None, env=None, steps: int | None = None) -> dict:
+    """One whole ``python -m toydiff.images.recipe`` process, timed from outside.
+
+    Returns:
+        Its JSON report (``recipe.run``) and ``wall_s``, the process timed from outside.
+    """
+    cmd = [sys.executable, "-m", "toydiff.images.recipe", "--data", data]
+    cmd += [] if out is None else ["--out", str(out)]
+    cmd += [] if steps is None else ["--steps", str(steps)]
+    wall, stdout = timed_process(cmd, "the timed recipe process", env)
+    return {**_last_json(stdout), "wall_s": wall}
+
+
+def _last_json(stdout: str) -> dict:
+    """The last line of a program's output read as a JSON object, or {} if it is not one."""
+    lines = stdout.strip().splitlines()
+    try:
+        report = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def judged(path, data: str) -> float:
+    """The share of the images in an ``.npz`` (``x`` (n, H, W, C), ``labels`` (n,) class ids)
+    that the data set's independent judge reads as the class they were asked to be."""
+    from toydiff.images import judge
+
+    with np.load(path) as f:
+        x, labels = np.asarray(f["x"], np.float32), np.asarray(f["labels"])
+    spec = image_data.spec(data)
+    predicted = judge.judge_for(data, x.shape[1]).predict(x, spec.label_by)
+    return float(np.mean(predicted == labels))
+
+
+def versus(command: str, data: str = "digits", pairs: int = 3, steps: int | None = None) -> dict:
+    """The image recipe as whole processes, side by side with another program's.
+
+    The two alternate, ``pairs`` times each, on this noisy shared machine, and the medians are
+    compared. One untimed recipe process first fills a fresh compilation cache (as on any
+    machine that has trained once; its time is reported as ``versus_toydiff_first_s``). A
+    ``{out}`` in the command is replaced by an ``.npz`` path, and the images it writes there
+    (``x``, ``labels``) are judged by the same classifier as toydiff's.
+
+    Args:
+        command: the other program, e.g. ``python digits_unet_torch.py 500 {out}``.
+        data: the recipe's data set.
+        pairs: how many times each runs.
+        steps: the recipe's training steps (default: its own; give the other program the same).
+
+    Returns:
+        Medians of each side's whole-process seconds (and of the training and sampling seconds
+        each reports in its JSON line, where it prints one), ``versus_speedup`` (theirs /
+        ours), images per second for training and sampling, and the judged accuracies.
+    """
+    argv = check_command(command)
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "TOYDIFF_CACHE": folder}
+        first = recipe_process(data, env=env, steps=steps)
+        mine, other = f"{folder}/toydiff.npz", f"{folder}/other.npz"
+        their_argv = [word.replace("{out}", other) for word in argv]
+        for _ in range(pairs):
+            ours.append(recipe_process(data, mine, env, steps))
+            wall, stdout = timed_process(their_argv, "--versus: the command")
+            theirs.append({**_last_json(stdout), "wall_s": wall})
+        quality = {"versus_toydiff_judged": judged(mine, data)}
+        if their_argv != argv:
+            quality["versus_other_judged"] = judged(other, data)
+    work = {
+        "train_images": ours[0]["steps"] * ours[0]["batch"],
+        "sampled_images": ours[0]["images_sampled"],
+    }
+    report = {"versus_command": command, "versus_pairs": pairs, "versus_data": data}
+    report["versus_toydiff_first_s"] = first["wall_s"]
+    for side, runs in (("toydiff", ours), ("other", theirs)):
+        for key in ("wall_s", "train_s", "sample_s"):
+            values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+            if len(values) == len(runs):
+                report[f"versus_{side}_{key}"] = float(np.median(values))
+        if f"versus_{side}_train_s" in report:
+            train_s = report[f"versus_{side}_train_s"]
+            report[f"versus_{side}_train_images_per_s"] = work["train_images"] / train_s
+        if f"versus_{side}_sample_s" in report:
+            sample_s = report[f"versus_{side}_sample_s"]
+            report[f"versus_{side}_sample_images_per_s"] = work["sampled_images"] / sample_s
+    report["versus_speedup"] = report["versus_other_wall_s"] / report["versus_toydiff_wall_s"]
+    return {**report, **quality}

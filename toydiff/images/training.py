@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from toydiff.engine import checkpoint, parallel
+from toydiff.engine import checkpoint, compilation, parallel
 from toydiff.engine.cache import cached, code_fingerprint
 from toydiff.engine.loop import (
     TrainState,
@@ -247,7 +247,14 @@ def _chunks(config, out, resume_from, checkpoint_every, chunk, mesh) -> Iterator
     key = jax.random.key(config.seed)
     writer = out is not None and jax.process_index() == 0
     for state, chunk_losses, progress in run_chunks(
-        config, graphdef, lanes, start, key, chunk=chunk, every=checkpoint_every
+        config,
+        graphdef,
+        lanes,
+        start,
+        key,
+        chunk=chunk,
+        every=checkpoint_every,
+        compiler_options=compilation.image_options(),
     ):
         losses.append(chunk_losses)
         if writer and (state.step == config.steps or _due(state.step, checkpoint_every)):

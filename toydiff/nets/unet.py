@@ -13,11 +13,14 @@ Conditioning is a module of its own (``ClassConditioner`` or ``VectorConditioner
 ``layers``), so the same U-Net takes class ids now and text embeddings in the CLIP
 chapter.
 
-Convolutions: on XLA:CPU a convolution inside ``lax.scan`` (the training loop) runs many times
-slower than the same convolution outside it (jax-ml/jax#12868). ``conv="matmul"`` writes each 3x3
-convolution as padding, nine shifted slices and one matrix product, which XLA runs at full speed
-anywhere; ``conv="xla"`` uses ``lax.conv_general_dilated`` (better on GPU and TPU). Both use the
-same (3, 3, C_in, C_out) kernel and give the same result.
+Convolutions: ``conv="xla"`` uses ``lax.conv_general_dilated`` and XLA's own gradients, the right
+choice on a GPU or TPU. On XLA:CPU the forward convolution is fast but the kernel gradient XLA
+derives is not (a convolution over the batch; jax-ml/jax#12868), so ``conv="hybrid"`` keeps XLA's
+forward and input gradient and computes the kernel gradient as one matrix product.
+``conv="matmul"`` writes each convolution as padding, nine shifted slices and one matrix product
+(the first image path's kernel, kept so its saved models rebuild exactly). ``conv="auto"`` (the
+default) is "hybrid" on a CPU and "xla" elsewhere. All use the same (3, 3, C_in, C_out) kernel
+and give the same result up to rounding.
 
 References:
     Ronneberger et al., "U-Net", MICCAI 2015.
@@ -57,7 +60,8 @@ class UNetConfig:
         emb_dim: width of the time and condition embedding.
         num_classes: number of real classes for class conditioning (0: none).
         cond_dim: size of a conditioning vector (e.g. a text embedding); 0 for none.
-        conv: ``"matmul"`` or ``"xla"`` (see the module docstring).
+        conv: one of ``layers.CONVS``: "auto", "hybrid", "matmul" or "xla" (see the module
+            docstring).
         dtype: compute dtype of convolutions and matrix products: ``"float32"`` or ``"bfloat16"``.
             Parameters, norms and the output stay float32.
     """
@@ -72,7 +76,7 @@ class UNetConfig:
     emb_dim: int = 128
     num_classes: int = 0
     cond_dim: int = 0
-    conv: str = "matmul"
+    conv: str = "auto"
     dtype: str = "float32"
 
     @property
