@@ -116,7 +116,7 @@ def test_image_versus_times_both_and_judges_what_each_wrote():
         "import sys, numpy as np; from toydiff.images import data; d = data.load('digits'); "
         "i = np.concatenate([np.flatnonzero(d.labels == c)[:50] for c in range(10)]); "
         "np.savez(sys.argv[1], x=d.x[i], labels=d.labels[i]); "
-        'print(\'{"train_s": 1.0, "sample_s": 0.5}\')'
+        "import json; print(json.dumps(dict(train_s=1.0, sample_s=0.5)))"
     )
     command = f'{sys.executable} -c "{writer}" {{out}}'
     report = image_bench.versus(command, pairs=1, steps=10)
