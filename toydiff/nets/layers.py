@@ -99,7 +99,7 @@ def conv3x3_hybrid(x, kernel):
 
     On XLA:CPU the forward convolution and the input gradient (the same convolution of dy with
     the kernel flipped and its channels swapped) run multi-threaded and fast, but the kernel
-    gradient XLA derives itself (a convolution over the batch) ran 20-80x slower than the
+    gradient XLA derives itself (a convolution over the batch) ran 20-100x slower than the
     forward on 8x8 images; written as a product it runs at the speed of the others.
     """
     return conv3x3_xla(x, kernel)
