@@ -54,9 +54,9 @@ CPU_IMAGE_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 and matrix products go to XLA's multi-threaded Eigen kernels instead of YNNPACK fusions, which ran
 one op at a time on one core here (an XLA trace of the digits U-Net's training step: the two
 cores busy about half the time, one op after another). Measured side by side on a 2-core AMD
-EPYC (Zen 4): 1.3-1.5x the training steps per second and 1.5-2.4x the guided sampling rate of the
-same programs compiled with the defaults. The 2D lab keeps XLA's defaults, so its models train
-to bit-identical weights."""
+EPYC (Zen 4), with the hybrid convolution: 1.25-1.45x the training steps per second and
+1.4-1.5x the guided sampling rate of the same programs compiled with the defaults. The 2D
+lab keeps XLA's defaults, so its models train to bit-identical weights."""
 
 
 @functools.cache
