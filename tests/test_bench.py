@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -130,3 +131,25 @@ def test_image_versus_times_both_and_judges_what_each_wrote():
     )
     for key in ("versus_toydiff_first_s", "versus_toydiff_train_s", "versus_toydiff_sample_s"):
         assert report[key] > 0
+
+
+def test_the_image_bench_reports_flops_and_their_share_of_peak():
+    from toydiff.images import bench as image_bench
+    from toydiff.images.model import image_config
+
+    config = image_config("digits")
+    m = image_bench.bench_config(config, steps=4, n_sample=16, sample_steps=2)
+    assert m["data"] == "digits" and m["image"] == [8, 8, 1] and m["params"] == 121_281
+    assert m["train_images_per_s"] > 0 and m["sample_images_per_s"] > 0
+    flops = m["forward_flops_per_image"]
+    assert flops == 4_141_056
+    assert abs(m["xla_forward_flops_per_image"] / flops - 1) < 0.25  # XLA's own count agrees
+    assert m["train_tflops_per_s"] == pytest.approx(3 * flops * m["train_images_per_s"] / 1e12)
+    assert m["sample_tflops_per_s"] == pytest.approx(
+        2 * 2 * flops * m["sample_images_per_s"] / 1e12
+    )
+    peak = m["peak_tflops_per_s"]
+    assert peak > 0.001  # any CPU multiplies 2048x2048 matrices faster than a GFLOP/s
+    assert m["train_share_of_peak"] == pytest.approx(m["train_tflops_per_s"] / peak)
+    assert m["sample_share_of_peak"] == pytest.approx(m["sample_tflops_per_s"] / peak)
+    assert ("mfu" in m) == (image_bench.peak_flops(jax.devices()[0].device_kind) is not None)
