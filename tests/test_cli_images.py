@@ -162,6 +162,13 @@ def test_unwritable_outputs_are_refused_before_sampling(run_dir, tmp_path, capsy
         (["--data", "digits", "--channels", "8,x"], "comma-separated integers"),
         (["--data", "digits", "--coordinator", "127.0.0.1:1"], "or none"),
         (["--data", "digits", "--dtype", "float16"], "invalid choice: 'float16'"),
+        (["--data", "digits", "--net", "vit"], "invalid choice: 'vit'"),
+        (["--data", "clips", "--net", "unet"], "clips has no unet recipe; networks for it: dit"),
+        (["--data", "clips", "--channels", "8,16"], "channels is a setting of another network"),
+        (["--data", "digits", "--width", "16"], "width is a setting of another network"),
+        (["--data", "digits", "--net", "dit", "--no-attention"], "attention is a setting of"),
+        (["--data", "digits", "--net", "dit", "--heads", "3"], "multiple of 4 and of heads=3"),
+        (["--data", "digits", "--net", "dit", "--patch", "3"], "cut into patches of 3"),
     ],
 )
 def test_train_mistakes(tmp_path, capsys, args, message):

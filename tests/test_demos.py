@@ -33,7 +33,7 @@ def rendered(tmp_path_factory):
 
 
 def test_registry_names():
-    assert tuple(demos.DEMOS) == demos.HEADLINE
+    assert tuple(demos.DEMOS) == (*demos.HEADLINE, "opening")
     assert demos.HEADLINE == ("forward", "phase", "noise", "ddim", "cfg", "negative")
     assert set(demos.FPS) == set(demos.DEMOS)
 

@@ -102,6 +102,18 @@ def test_eight_devices_train_to_the_one_device_parameters(reference, tmp_path):
     _assert_same_training(tmp_path, reference)
 
 
+DIT = [*RUN[:8], "--net", "dit", "--width", "16", "--depth", "1", "--heads", "2", *RUN[11:]]
+"""The same small run with a small transformer instead of the U-Net."""
+
+
+def test_eight_devices_train_the_transformer_to_the_one_device_parameters(tmp_path):
+    one, eight = tmp_path / "one", tmp_path / "eight"
+    assert _run([*DIT, "--out", one])["mesh"]["devices"] == 1
+    assert _run([*DIT, "--out", eight], devices=8)["mesh"]["devices"] == 8
+    assert ImageModel.load(one).config.network == "dit"
+    _assert_same_training(eight, one)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

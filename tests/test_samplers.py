@@ -198,6 +198,7 @@ def test_a_sampler_compiled_with_options_is_the_same_sampler():
     options = compilation.image_options()
     if jax.default_backend() == "cpu":
         assert options == compilation.CPU_IMAGE_OPTIONS
+    assert compilation.image_options("dit") is None  # the transformer keeps the defaults
     assert get_sampler("ddim") is SAMPLERS["ddim"]
     assert get_sampler("ddim", None) is SAMPLERS["ddim"]
     process = VE()

@@ -3,14 +3,20 @@
 Each demo is a builder ``fn(models, *, theme="dark", quick=False) -> FuncAnimation``: it computes
 arrays with the library (sampling, fields, random walks) and hands them to ``viz``, which does all
 the drawing. ``render`` writes ``<name>.gif`` and ``<name>.mp4`` (H.264, browser-playable, via the
-ffmpeg bundled with imageio-ffmpeg); ``render_all`` writes the six headline demos:
+ffmpeg bundled with imageio-ffmpeg); ``render_all`` writes them all, the six ``HEADLINE`` demos
 
 - ``forward``: random walks of the 100 spiral points under the VE process (chapter 3);
 - ``phase``: the learned field -eps_hat as t falls from 1 to 0, with its phase change (chapter 5);
 - ``noise``: DDPM with and without its noise term, from the same start (chapter 6);
 - ``ddim``: deterministic DDIM in 16 steps beside DDPM in 64, from the same start (chapter 7);
 - ``cfg``: the three classes sampled at guidance weights w from 0 to 5, same noise (chapter 8);
-- ``negative``: "dogs" with and without the negative class "people" (chapter 9).
+- ``negative``: "dogs" with and without the negative class "people" (chapter 9);
+
+and ``opening``, the story's opening (chapter 12): it shows a text-to-video model turning
+a clip of pure noise into a short video for a prompt: seven steps of one 50-step DDIM run side
+by side, each playing its frames. Its model is the text-conditioned clip model
+(``images.training.text_model(data="clips")``), trained once and cached like the others;
+``quick=True`` plays its frames once instead of three times.
 
 The three models (the reference spiral, the same trained 30,000 steps for the DDIM chapter, and
 the 3-class model) are trained once and then loaded from ``training.cached_train``'s cache;
@@ -42,6 +48,7 @@ from toydiff.engine.samplers import frame_times
 from toydiff.errors import ToydiffError
 from toydiff.model import REFERENCE, REFERENCE_CONDITIONAL, REFERENCE_LONG, Model, TrainConfig
 from toydiff.training import cached_train
+from toydiff.viz.style import figure, themed
 
 HEADLINE = ("forward", "phase", "noise", "ddim", "cfg", "negative")
 FORMATS = ("gif", "mp4")
@@ -96,6 +103,13 @@ class Models:
     def long(self) -> Model:
         """The spiral model trained for 30,000 steps (deterministic samplers show its errors)."""
         return cached_train(self.long_config, progress=self.progress)
+
+    @functools.cached_property
+    def clips(self):
+        """The text-conditioned clip model of the opening (an ``images.model.ImageModel``)."""
+        from toydiff.images import training as image_training
+
+        return image_training.text_model(data="clips", progress=self.progress)
 
 
 # ----------------------------------------------------------------------------- glue
@@ -375,6 +389,75 @@ def _landing(x, cloud) -> str:
     )
 
 
+OPENING_PROMPT = "a red circle moving left"
+OPENING_SAMPLER_STEPS = 50  # DDIM steps of the opening's run; its panels show 7 of them
+OPENING_FPS = 6
+
+
+def opening(
+    models: Models,
+    *,
+    theme="dark",
+    quick: bool = False,
+    model=None,
+    prompt: str = OPENING_PROMPT,
+    w: float | None = None,
+) -> FuncAnimation:
+    """The story's opening: pure noise becoming a short video of the prompt (chapter 12).
+
+    One 50-step DDIM run of the text-conditioned clip model, shown at steps 0 (noise), 5, 10,
+    20, 30, 40 and 50 side by side; every panel plays the clip's frames at its step, in a loop.
+
+    Args:
+        models: the demo models (uses ``clips``, unless ``model`` is given).
+        theme: ``"dark"`` or ``"light"``.
+        quick: the frames once instead of 3 times.
+        model: a text-conditioned clip ``ImageModel`` to use instead of ``models.clips``.
+        prompt: what to draw ("" samples with the null condition).
+        w: guidance weight (None: the model's default).
+
+    Returns:
+        A seven-panel FuncAnimation of ``loops x frames`` frames, the prompt as its title.
+    """
+    from toydiff.images.viz import OPENING_STEPS as shown
+
+    model = models.clips if model is None else model
+    label = prompt.strip() or None
+    traj = model.sample(
+        jax.random.key(12), n=1, steps=OPENING_SAMPLER_STEPS, sampler="ddim", label=label,
+        guidance=None if label is None else w,
+    )  # fmt: skip
+    clips = np.clip(np.asarray(traj)[list(shown), 0], -1, 1)  # (7, F, H, W, C)
+    titles = ["noise" if k == 0 else f"step {k}" for k in shown]
+    heading = f"“{label}”" if label else "no prompt"
+    return _clip_panels(clips, titles, heading, loops=1 if quick else 3, theme=theme)
+
+
+@themed
+def _clip_panels(clips, titles, heading, loops: int, theme=None) -> FuncAnimation:
+    """Clips (k, F, H, W, C) side by side, each in its titled panel, playing ``loops`` times."""
+    from toydiff.images.viz import to_rgb
+
+    k, frames = clips.shape[:2]
+    rgb = [to_rgb(c) for c in clips]  # (F, H, W, 3) each
+    fig = figure(k, 1.6, theme, height=2.2)
+    arts = []
+    for ax, clip, title in zip(fig.subplots(1, k), rgb, titles, strict=True):
+        arts.append(ax.imshow(clip[0], interpolation="nearest"))
+        ax.set_axis_off()
+        ax.set_title(title, color=theme["text"])
+    fig.suptitle(heading, color=theme["text"])
+
+    def update(i: int) -> None:
+        for art, clip in zip(arts, rgb, strict=True):
+            art.set_data(clip[i % frames])
+
+    update(0)
+    fig.draw_without_rendering()  # lay out once, then freeze (as ``viz.animate_points``)
+    fig.set_layout_engine("none")
+    return FuncAnimation(fig, update, frames=loops * frames, interval=1000 // OPENING_FPS)
+
+
 DEMOS: dict[str, Callable[..., FuncAnimation]] = {
     "forward": forward,
     "phase": phase,
@@ -382,10 +465,19 @@ DEMOS: dict[str, Callable[..., FuncAnimation]] = {
     "ddim": ddim,
     "cfg": cfg,
     "negative": negative,
+    "opening": opening,
 }
 """Demo name -> builder ``fn(models, *, theme, quick) -> FuncAnimation``."""
 
-FPS = {"forward": 12, "phase": 10, "noise": 15, "ddim": 15, "cfg": 6, "negative": 15}
+FPS = {
+    "forward": 12,
+    "phase": 10,
+    "noise": 15,
+    "ddim": 15,
+    "cfg": 6,
+    "negative": 15,
+    "opening": OPENING_FPS,
+}
 """Frames per second of each demo's files."""
 
 
@@ -497,7 +589,8 @@ def render(
 
 
 def render_all(out_dir, **kw) -> list[Path]:
-    """Render every headline demo (``HEADLINE``) into ``out_dir``, training each model once.
+    """Render every demo (the ``HEADLINE`` six, then ``opening``) into ``out_dir``, training
+    each model once (the opening's text-conditioned clip model too, when it is not cached).
 
     Args:
         out_dir: output folder.
@@ -507,4 +600,4 @@ def render_all(out_dir, **kw) -> list[Path]:
         All paths written, demo by demo.
     """
     kw.setdefault("models", Models.for_quality(kw.get("quick", False)))
-    return [path for name in HEADLINE for path in render(name, out_dir, **kw)]
+    return [path for name in DEMOS for path in render(name, out_dir, **kw)]

@@ -266,10 +266,13 @@ class ChapterModel:
 
 
 def _text(clip_config, progress):
-    """The text-conditioned shapes model on the cached CLIP trained with ``clip_config``."""
+    """The text-conditioned model of the CLIP's data set (the shapes, or the clips) on the
+    cached CLIP trained with ``clip_config``."""
     clip = clip_lib.cached_train(clip_config, progress=progress)
     return image_training.text_model(clip, progress=progress)
 
+
+NETWORK_NAMES = {"unet": "U-Net", "dit": "transformer"}
 
 TRAINERS: dict[str, Callable] = {
     "2d": lambda c, progress: training.cached_train(c, progress=progress),
@@ -305,11 +308,15 @@ CHAPTER_MODELS: tuple[ChapterModel, ...] = (
         if spec.clip_chapters
     ),
     *(
-        ChapterModel(f"{name} U-Net", spec.chapters, "image", spec.recipe)
+        ChapterModel(
+            f"{name} {NETWORK_NAMES[spec.recipe.network]}", spec.chapters, "image", spec.recipe
+        )
         for name, spec in image_data.REGISTRY.items()
         if spec.chapters
     ),
+    ChapterModel("shapes transformer", (10,), "image", image_data.spec("shapes").recipes["dit"]),
     ChapterModel("text-to-image shapes U-Net", (11,), "text", clip_lib.clip_config("shapes")),
+    ChapterModel("text-to-video clips transformer", (12,), "text", clip_lib.clip_config("clips")),
 )
 
 

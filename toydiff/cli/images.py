@@ -52,7 +52,9 @@ def _config(args):
         )
     if args.batch_size is not None:
         changes["batch_size"] = args.batch_size
-    for name in ("channels", "dtype", "conv"):
+    if args.net is not None:
+        changes["network"] = args.net
+    for name in ("channels", "dtype", "conv", "width", "depth", "heads", "patch"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.no_attention:
@@ -134,8 +136,10 @@ def _read_images(path: str) -> dict:
     """The arrays of a ``toydiff images sample`` file; ToydiffError if it is not one."""
     arrays = load_npz(path, "`toydiff images sample ... --out FILE.npz`")
     x = arrays.get("x")
-    if x is None or x.ndim != 4 or x.shape[0] < 2:
-        raise ToydiffError(f"{path} has no array 'x' of shape (n >= 2, H, W, C)")
+    if x is None or x.ndim not in (4, 5) or x.shape[0] < 2:
+        raise ToydiffError(
+            f"{path} has no array 'x' of images (n >= 2, H, W, C) or clips (n >= 2, F, H, W, C)"
+        )
     if not np.all(np.isfinite(x)):
         raise ToydiffError(f"{path}: 'x' holds non-finite values")
     return arrays
@@ -154,7 +158,7 @@ def cmd_eval(args):
     x = arrays["x"]
     spec = image_data.spec(args.data)
     label_by = spec.check_label_by(label_by)
-    want = spec.shape(x.shape[1] if spec.max_size else None)
+    want = spec.shape(x.shape[-2] if spec.max_size else None)
     if tuple(x.shape[1:]) != want:
         raise ToydiffError(
             f"{args.samples} holds images of shape {x.shape[1:]}, but {args.data} images are {want}"
@@ -164,7 +168,7 @@ def cmd_eval(args):
         prompt = str(arrays["prompt"])
     if prompt is not None:
         result = judge.prompt_scores(x, prompt, args.data)
-        result["novelty"] = judge.novelty(x, image_data.load(args.data, size=x.shape[1]).x)
+        result["novelty"] = judge.novelty(x, image_data.load(args.data, size=x.shape[-2]).x)
         emit(args, result, "  ".join(_fmt(k, v) for k, v in result.items()))
         return
     label = args.label
@@ -208,6 +212,7 @@ def add_parser(sub, verb) -> None:
     from toydiff.engine.processes import PROCESSES
     from toydiff.images import data as image_data
     from toydiff.images.config import CONDITIONS
+    from toydiff.nets import NETWORKS
     from toydiff.nets.layers import CONVS
     from toydiff.nets.unet import DTYPES
 
@@ -215,7 +220,9 @@ def add_parser(sub, verb) -> None:
     group = sub.add_parser("images", help=f"the image path: {', '.join(names)}")
     verbs = group.add_subparsers(dest="images_verb", required=True, parser_class=type(group))
 
-    p = verb(verbs, "train", cmd_train, f"train a U-Net on an image data set ({', '.join(names)})")
+    p = verb(
+        verbs, "train", cmd_train, f"train a network on an image data set ({', '.join(names)})"
+    )
     p.add_argument("--data", required=True, choices=names)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--size", type=int, help=f"image size ({_sizes()})")
@@ -229,9 +236,18 @@ def add_parser(sub, verb) -> None:
     p.add_argument("--objective", choices=[o for o in OBJECTIVES if o != "naive"])
     p.add_argument("--lr", type=finite, help="AdamW learning rate")
     p.add_argument("--cond-drop", type=finite, help="label dropout for guidance, in [0, 1)")
+    p.add_argument(
+        "--net",
+        choices=NETWORKS.names,
+        help="network: unet or dit (a diffusion transformer); default: the data set's own",
+    )
     p.add_argument("--channels", type=_channels, help="U-Net channels per level, e.g. 32,64")
-    p.add_argument("--no-attention", action="store_true", help="no self-attention")
-    p.add_argument("--conv", choices=CONVS, help="convolution: auto (hybrid on CPU, else xla)")
+    p.add_argument("--no-attention", action="store_true", help="U-Net: no self-attention")
+    p.add_argument("--conv", choices=CONVS, help="U-Net convolution: auto (hybrid on CPU)")
+    p.add_argument("--width", type=positive, help="transformer: token width (e.g. 64)")
+    p.add_argument("--depth", type=positive, help="transformer: blocks (e.g. 4)")
+    p.add_argument("--heads", type=positive, help="transformer: attention heads (e.g. 4)")
+    p.add_argument("--patch", type=positive, help="patch side (transformer tokens, U-Net folds)")
     p.add_argument("--dtype", choices=DTYPES, help="compute dtype of matmuls (bfloat16 on GPU/TPU)")
     p.add_argument("--distributed", action="store_true", help="jax.distributed.initialize()")
     p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process by hand)")

@@ -46,7 +46,9 @@ def add_arguments(p, *, images: bool) -> None:
     p.add_argument("--exact", action="store_true", help="the exact oracle of the training data")
     p.add_argument("--trajectory", action="store_true", help="also save every step")
     p.add_argument("--out", required=True, help="output .npz file")
-    p.add_argument("--grid", help="also write the images as a .png grid (image runs)")
+    p.add_argument(
+        "--grid", help="also write the images as a .png grid, or clips as a .gif or .mp4 grid"
+    )
 
 
 def load_model(path):
@@ -92,7 +94,8 @@ def run(args) -> None:
     guidance.check_negative(args.label, args.negative)
     guidance.check_negative(args.prompt, args.negative_prompt, words=("prompt", "negative prompt"))
     model = load_model(args.run)
-    images = len(model.sample_shape) == 3
+    images = len(model.sample_shape) >= 3  # images (H, W, C) or clips (F, H, W, C)
+    clips = len(model.sample_shape) == 4
     if args.clip is not None:
         if getattr(model.config, "condition", None) != "text":
             raise ToydiffError(
@@ -117,7 +120,7 @@ def run(args) -> None:
     except ToydiffError as err:
         raise ToydiffError(f"--run {args.run}: {err}") from None
     out = output_file(args.out, ".npz", add_suffix=True)  # last: they make a missing folder
-    grid = None if args.grid is None else output_file(args.grid, ".png")
+    grid = None if args.grid is None else _grid_file(args.grid, clips)
     t0 = time.perf_counter()
     traj = np.asarray(jax.block_until_ready(model.run(jax.random.key(args.seed), request)))
     seconds = time.perf_counter() - t0
@@ -129,8 +132,8 @@ def run(args) -> None:
     if grid is not None:
         from toydiff.images import viz
 
-        viz.save_grid(arrays["x"], grid)
-    what = "images" if images else "samples"
+        (viz.save_clip_grid if clips else viz.save_grid)(arrays["x"], grid)
+    what = "clips" if clips else "images" if images else "samples"
     payload = {
         "out": str(out),
         "grid": None if grid is None else str(grid),
@@ -149,6 +152,21 @@ def run(args) -> None:
         f"{what}_per_s": request.n / seconds,
     }
     emit(args, payload, f"wrote {request.n} {what} to {out} ({seconds:.2f} s)")
+
+
+def _grid_file(path: str, clips: bool):
+    """The --grid file: a .png of images, or a .gif or .mp4 of clips (checked writable)."""
+    from pathlib import Path
+
+    from toydiff.images.viz import CLIP_FORMATS
+
+    if not clips:
+        return output_file(path, ".png")
+    suffix = Path(path).suffix
+    if suffix not in CLIP_FORMATS:
+        shown = suffix or "a name without a suffix"
+        raise ToydiffError(f"{path}: clips are drawn as a .gif or .mp4 grid, not {shown}")
+    return output_file(path, suffix)
 
 
 def _arrays(args, model, traj: np.ndarray, images: bool) -> dict:

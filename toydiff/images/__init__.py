@@ -4,12 +4,14 @@ Built on the shared core (processes, objectives, the training loop, samplers, gu
 oracle); nothing in the core imports it. The modules:
 
 - ``data``: the data sets, one file each (scikit-learn's digits, procedural shapes with
-  captions, MNIST), and the registry that names them;
+  captions, MNIST, captioned clips of moving shapes), and the registry that names them;
 - ``text``, ``clip``, ``shared_space``: the toy CLIP's words, model and what its space shows;
 - ``config``, ``model``, ``training``: runs, the sharded training, checkpoints and resuming (the
-  U-Net is ``toydiff.nets.unet``, the mesh ``toydiff.engine.parallel``);
+  networks are ``toydiff.nets``: the U-Net and the diffusion transformer; the mesh is
+  ``toydiff.engine.parallel``);
 - ``judge``: independent classifiers, accuracy, diversity and novelty;
-- ``viz``, ``widgets``, ``exercises``, ``bench``: pictures, explorers, checkers, throughput.
+- ``viz``, ``widgets``, ``video_widgets``, ``exercises``, ``bench``: pictures, explorers (the
+  story's opening: ``video_widgets.opening_explorer``), checkers, throughput.
 
 Typical use::
 
@@ -26,7 +28,7 @@ from toydiff.engine import parallel
 from toydiff.images import clip, data, judge, shared_space, text
 from toydiff.images.model import DIGITS, SHAPES, ImageModel, ImageTrainConfig, image_config
 from toydiff.images.training import cached_train, text_model, text_prompts, train
-from toydiff.nets import unet
+from toydiff.nets import dit, unet
 
 __all__ = [
     "DIGITS",
@@ -36,6 +38,7 @@ __all__ = [
     "cached_train",
     "clip",
     "data",
+    "dit",
     "exercises",
     "image_config",
     "judge",
@@ -47,11 +50,12 @@ __all__ = [
     "text_prompts",
     "train",
     "unet",
+    "video_widgets",
     "viz",
     "widgets",
 ]
 
-_LAZY = ("bench", "exercises", "viz", "widgets")
+_LAZY = ("bench", "exercises", "video_widgets", "viz", "widgets")
 """Modules imported on first use (``images.viz``), as in ``toydiff``: they bring matplotlib and
 ipywidgets, which training and the command line never need."""
 

@@ -1,12 +1,12 @@
 """``toydiff bench --images``: how fast the image path trains and samples on this machine.
 
 For the models each data set names in its spec (``DataSpec.bench``: the digits, 32x32 shapes and
-the text-conditioned 16x16 shapes model, ...): training images per second (after compiling),
-guided sampling images per second, and the U-Net's FLOPs per image, counted from its shape
-(``unet.forward_flops``) and cross-checked against XLA's ``cost_analysis``; from those, the
-FLOP/s achieved and their share of the machine's peak: on an accelerator with a known bf16 peak
-the data sheet's (the model FLOP utilisation, MFU), on a CPU the rate a large float32 matrix
-product reaches here (``matmul_peak``).
+the text-conditioned 16x16 shapes model, the transformers, ...): training images per second
+(after compiling), guided sampling images per second, and the network's FLOPs per image, counted
+from its shape (``unet.forward_flops``, ``dit.forward_flops``) and cross-checked against XLA's
+``cost_analysis``; from those, the FLOP/s achieved and their share of the machine's peak: on an
+accelerator with a known bf16 peak the data sheet's (the model FLOP utilisation, MFU), on a CPU
+the rate a large float32 matrix product reaches here (``matmul_peak``).
 
 ``versus`` (``toydiff bench --images --versus CMD``) times whole recipe processes
 (``toydiff.images.recipe``) against another program doing the same work, alternated.
@@ -33,7 +33,7 @@ from toydiff.errors import DataError
 from toydiff.images import clip, training
 from toydiff.images import data as image_data
 from toydiff.images.model import abstract_network, image_config, param_count
-from toydiff.nets.unet import forward_flops
+from toydiff.nets import network_of
 
 PEAK_BF16 = {  # dense bf16 tensor FLOP/s, from the vendors' data sheets
     "H200": 989e12,
@@ -116,9 +116,10 @@ def bench_config(config, steps: int = 40, n_sample: int = 256, sample_steps: int
     t0 = time.perf_counter()
     jax.block_until_ready(sample())
     sample_s = time.perf_counter() - t0
-    flops = forward_flops(config.net)
+    flops = network_of(config.net).forward_flops(config.net)
     report = {
         "data": config.data,
+        "network": config.network,
         "condition": config.condition,
         "image": list(config.net.dim),
         "batch": config.batch_size,
@@ -160,7 +161,10 @@ def run(batch: int | None = None, dtype: str | None = None, conv: str | None = N
                 skipped[name] = str(err)
                 continue
             for entry in spec.bench:
+                network = entry.get("network", spec.recipe.network)
                 entry = {**entry, **changes}
+                if network != "unet":  # the convolution is a U-Net setting
+                    entry.pop("conv", None)
                 if entry.get("condition") == "text":
                     clip_dir = f"{folder}/{name}"
                     clip.untrained(clip.clip_config(name)).save(clip_dir)
@@ -171,7 +175,7 @@ def run(batch: int | None = None, dtype: str | None = None, conv: str | None = N
         "machine": machine(),
         "models": models,
         "skipped": skipped,
-        "sampler": "ddim, classifier-free guidance (2 U-Net calls per step)",
+        "sampler": "ddim, classifier-free guidance (2 network calls per step)",
     }
 
 
@@ -263,3 +267,45 @@ def versus(command: str, data: str = "digits", pairs: int = 3, steps: int | None
             report[f"versus_{side}_sample_images_per_s"] = work["sampled_images"] / sample_s
     report["versus_speedup"] = report["versus_other_wall_s"] / report["versus_toydiff_wall_s"]
     return {**report, **quality}
+
+
+def side_by_side(models, *, n_per_class: int = 16, key=None, **kw) -> list[dict]:
+    """Networks on the same data, compared as chapter 10 shows them: size, work, speed, quality.
+
+    Each model samples ``n_per_class`` images of every class (guided, the default w) twice from
+    the same key: the first call compiles and is judged, the second is timed.
+
+    Args:
+        models: class-conditional ``ImageModel`` s of one data set (a U-Net, a transformer).
+        n_per_class: images of each class.
+        key: PRNG key (default key(0)).
+        **kw: passed to ``model.sample`` (sampler, steps, guidance).
+
+    Returns:
+        One row per model: {"network", "params", "mflop_per_image" (one forward pass, counted
+        from its shape), "sample_images_per_s" (guided, on this machine), "accuracy" (the
+        independent judge's, averaged over the classes), "samples"}.
+    """
+    from toydiff.images import judge
+
+    key = jax.random.key(0) if key is None else key
+    rows = []
+    for model in models:
+        scores = judge.score_model(model, n_per_class=n_per_class, key=key, **kw)
+        n = len(scores["samples"])
+        labels = [name for name in model.class_names for _ in range(n_per_class)]
+        t0 = time.perf_counter()
+        jax.block_until_ready(model.sample(key, n=n, label=labels, **kw))
+        seconds = time.perf_counter() - t0
+        net = model.config.net
+        rows.append(
+            {
+                "network": model.config.network,
+                "params": param_count(net),
+                "mflop_per_image": network_of(net).forward_flops(net) / 1e6,
+                "sample_images_per_s": n / seconds,
+                "accuracy": scores["accuracy"],
+                "samples": scores["samples"],
+            }
+        )
+    return rows

@@ -68,13 +68,18 @@ def clip_config(data: str = "shapes", **changes) -> CLIPConfig:
 
 
 class ImageEncoder(nnx.Module):
-    """A small CNN: (n, H, W, C) -> (n, D), not yet normalised."""
+    """A small CNN: (n, H, W, C) -> (n, D), not yet normalised.
+
+    A clip (n, F, H, W, C) is read as one image whose channels are its frames' channels
+    stacked (n, H, W, F C), so the first convolution sees every frame at once: motion is the
+    difference between channels, which a 3x3 filter reads as easily as a colour.
+    """
 
     def __init__(self, config: CLIPConfig, rng):
         w = config.width
         self.convs = nnx.List(
             [
-                Conv3x3(config.channels, w // 2, rng),
+                Conv3x3(config.channels * max(config.frames, 1), w // 2, rng),
                 Conv3x3(w // 2, w, rng),
                 Conv3x3(w, w, rng),
             ]
@@ -83,6 +88,9 @@ class ImageEncoder(nnx.Module):
         self.out = Dense(w, config.embed_dim, rng)
 
     def __call__(self, x):
+        if x.ndim == 5:  # a clip: frames stacked as channels
+            n, f, height, width, c = x.shape
+            x = x.transpose(0, 2, 3, 1, 4).reshape(n, height, width, f * c)
         h = x
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             h = nnx.silu(norm(conv(h)))
@@ -213,11 +221,13 @@ class CLIPModel:
         return float(1.0 / _scale(self.graphdef, self.params))
 
     def encode_images(self, x) -> np.ndarray:
-        """Embeddings (n, D) of images (n, H, W, C) in [-1, 1]."""
+        """Embeddings (n, D) of images (n, H, W, C) or clips (n, F, H, W, C) in [-1, 1]."""
         x = np.asarray(x, np.float32)
-        want = (self.config.size, self.config.size, self.config.channels)
-        if x.ndim != 4 or x.shape[1:] != want:
-            raise ToydiffError(f"this CLIP reads images of shape {want}, got {x.shape[1:]}")
+        c = self.config
+        want = (*((c.frames,) if c.frames else ()), c.size, c.size, c.channels)
+        if x.ndim != len(want) + 1 or x.shape[1:] != want:
+            what = "clips" if c.frames else "images"
+            raise ToydiffError(f"this CLIP reads {what} of shape {want}, got {x.shape[1:]}")
         return np.concatenate(
             [
                 np.asarray(_images(self.graphdef, self.params, x[s : s + 512]))

@@ -13,6 +13,8 @@ import dataclasses
 from toydiff.engine.objectives import check_objective
 from toydiff.engine.processes import RunSettings
 from toydiff.errors import ToydiffError
+from toydiff.nets import NETWORKS
+from toydiff.nets.dit import DiTConfig
 from toydiff.nets.unet import UNetConfig
 
 CONDITIONS = ("class", "text", "none")
@@ -53,7 +55,9 @@ class ImageTrainConfig(RunSettings):
         ema: decay of the weight average that sampling uses.
         seed: seed of the initialisation and of every draw in training.
         chunk: steps per compiled chunk (progress is reported between chunks).
-        net: the U-Net's shape, including its compute dtype.
+        network: the network, a name in ``nets.NETWORKS``: "unet" or "dit".
+        net: the network's shape (a ``UNetConfig`` or a ``DiTConfig``, as ``network`` says),
+            including its compute dtype.
     """
 
     data: str = "digits"
@@ -76,9 +80,16 @@ class ImageTrainConfig(RunSettings):
     ema: float = 0.995
     seed: int = 0
     chunk: int = 50
-    net: UNetConfig = UNetConfig(channels=(16, 32), num_classes=10)
+    network: str = "unet"
+    net: UNetConfig | DiTConfig = UNetConfig(channels=(16, 32), num_classes=10)
 
     def __post_init__(self):
+        NETWORKS.check(self.network)
+        if type(self.net) is not NETWORKS[self.network].config:
+            raise ToydiffError(
+                f"network {self.network!r} takes a {NETWORKS[self.network].config.__name__}, "
+                f"not a {type(self.net).__name__}"
+            )
         try:
             check_objective(self.objective)
             self.make_process()
@@ -91,10 +102,13 @@ class ImageTrainConfig(RunSettings):
     @classmethod
     def from_dict(cls, d: dict) -> ImageTrainConfig:
         """Rebuild a config from ``to_dict``'s output."""
+        network = d.get("network", "unet")  # runs saved before the transformer have none
         net = dict(d.get("net", {}))
-        net["channels"] = tuple(net.get("channels", UNetConfig.channels))
+        if network == "unet":
+            net["channels"] = tuple(net.get("channels", UNetConfig.channels))
         held_out = tuple(tuple(tuple(pair) for pair in combo) for combo in d.get("held_out", ()))
-        return cls(**{**d, "net": UNetConfig(**net), "held_out": held_out})
+        net_config = NETWORKS[network].config(**net)
+        return cls(**{**d, "network": network, "net": net_config, "held_out": held_out})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +119,8 @@ class CLIPConfig:
         data: the data set (one with captions).
         size: image size.
         channels: colour channels of the images.
+        frames: frames of a clip (the image encoder reads the frames stacked as channels), or
+            0 for still images.
         embed_dim: size of the shared space.
         width: channels of the CNN and width of the word vectors.
         steps, batch_size, lr, weight_decay, seed, chunk: training, as for the image models.
@@ -114,6 +130,7 @@ class CLIPConfig:
     data: str = "shapes"
     size: int = 16
     channels: int = 3
+    frames: int = 0
     embed_dim: int = 32
     width: int = 64
     steps: int = 500

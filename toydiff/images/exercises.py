@@ -2,7 +2,8 @@
 
 - chapter 1: ``check_contrastive_loss``: CLIP's symmetric loss with repeated captions;
 - chapter 10: ``check_novelty``: the share of samples that are not copies of a training image;
-- chapter 11: ``check_negative_prompt``: guidance toward a prompt and away from another.
+- chapter 11: ``check_negative_prompt``: guidance toward a prompt and away from another;
+- chapter 12: ``check_tubelets``: a clip cut into the transformer's tokens.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from toydiff.exercises.checking import Case, Feedback, as_numpy, chapter_key, check
 from toydiff.exercises.sampling import negative_cases
 from toydiff.images import judge
+from toydiff.nets import dit
 
 
 @functools.cache
@@ -137,9 +139,52 @@ def check_negative_prompt(fn: Callable) -> Feedback:
     return check(fn, "negative_prompt(eps_c, eps_neg, w)", cases, success)
 
 
+TUBELET = dit.DiTConfig(size=8, in_channels=3, frames=4, patch=4, patch_frames=2)
+"""The exercise's clips: 4 frames of 8x8 RGB, cut into tubelets of 2 frames x 4 x 4 pixels."""
+
+
+@functools.cache
+def _tubelet_cases() -> tuple[Case, ...]:
+    """Random clips (2, 4, 8, 8, 3), their tokens, and the typical wrong orders."""
+    c = TUBELET
+    clips = np.asarray(jax.random.normal(chapter_key(12), (2, *c.dim)), np.float32)
+    want = as_numpy(dit.patchify(clips, c))  # (2, 8, 96)
+    blocks = clips.reshape(2, 2, 2, 2, 4, 2, 4, 3)  # (n, f, pf, rows, p, cols, p, C)
+    mistakes = (
+        (
+            "flattened each tubelet with the frame last: keep (frame, row, column, channel)",
+            as_numpy(blocks.transpose(0, 1, 3, 5, 4, 6, 7, 2).reshape(2, 8, 96)),
+        ),
+        (
+            "ordered the tokens column by column: go frame, then row, then column",
+            as_numpy(blocks.transpose(0, 1, 5, 3, 2, 4, 6, 7).reshape(2, 8, 96)),
+        ),
+        (
+            "reshaped without moving the axes: the tokens are rows of pixels, not tubelets",
+            as_numpy(clips.reshape(2, 8, 96)),
+        ),
+    )
+    return (Case((clips, 2, 4), want, mistakes),)
+
+
+def check_tubelets(fn: Callable) -> Feedback:
+    """Check ``fn(clips, pf, p) -> tokens``: clips (n, F, H, W, C) cut into tubelets of pf
+    frames x p x p pixels, each flattened to one token, (n, F/pf * H/p * W/p, pf * p * p * C),
+    tokens in (frame, row, column) order and each flattened as (frame, row, column, channel)
+    (``toydiff.nets.dit.patchify``).
+
+    Returns:
+        A ``Feedback``. Named mistakes: the frame axis flattened last; tokens column-major; a
+        plain reshape.
+    """
+    success = "correct: 8 tubelets of 96 numbers, in the transformer's own order"
+    return check(fn, "tubelets(clips, pf, p)", _tubelet_cases(), success)
+
+
 CHECKERS: dict[str, Callable[[Callable], Feedback]] = {
     "contrastive_loss": check_contrastive_loss,
     "novelty": check_novelty,
     "negative_prompt": check_negative_prompt,
+    "tubelets": check_tubelets,
 }
 """Every image-chapter checker by exercise name."""

@@ -97,7 +97,7 @@ def evaluate(x, data: str, label, *, label_by=None, train=None, threshold=None) 
     """Accuracy, diversity and novelty of images that were asked to be class ``label``.
 
     Args:
-        x: generated images, shape (n, H, W, C).
+        x: generated images, shape (n, H, W, C), or clips (n, F, H, W, C).
         data: the data set the images should come from.
         label: the class name or id they were asked to be.
         label_by: the class attribute (default: digit, or shape).
@@ -105,20 +105,24 @@ def evaluate(x, data: str, label, *, label_by=None, train=None, threshold=None) 
         threshold: the copy distance (computed from ``train`` if None).
 
     Returns:
-        {"label", "n", "accuracy", "diversity", "novelty"}.
+        {"label", "n", "accuracy", "diversity", "novelty"}, and "consistent_share" for clips.
     """
     x = np.asarray(x, np.float32)
     if train is None:
-        train = image_data.load(data, "train", size=x.shape[1], label_by=label_by)
+        train = image_data.load(data, "train", size=x.shape[-2], label_by=label_by)
     label = train.label_id(label)
-    predicted = judge_for(data, train.shape[0]).predict(x, train.label_by)
-    return {
+    judge = judge_for(data, train.shape[-2])
+    predicted = judge.predict(x, train.label_by)
+    out = {
         "label": train.class_names[label],
         "n": int(len(x)),
         "accuracy": float(np.mean(predicted == label)),
         "diversity": diversity(x, train.x[train.labels == label]),
         "novelty": novelty(x, train.x, threshold),
     }
+    if hasattr(judge, "consistent"):  # clips: the same shape and colour in every frame
+        out["consistent_share"] = float(np.mean(judge.consistent(x)))
+    return out
 
 
 def _per_class(model, n_per_class: int, key, **kw) -> tuple[list, np.ndarray]:
@@ -235,7 +239,7 @@ def prompt_scores(x, prompt: str, data: str = "shapes") -> dict:
 
     x = np.asarray(x, np.float32)
     named = text.attributes(prompt, data)
-    judge = judge_for(data, x.shape[1])
+    judge = judge_for(data, x.shape[-2])
     values = image_data.spec(data).attributes
     right = np.ones(len(x), bool)
     out = {"prompt": prompt, "n": int(len(x))}
@@ -244,6 +248,8 @@ def prompt_scores(x, prompt: str, data: str = "shapes") -> dict:
         out[f"{attribute}_accuracy"] = float(ok.mean())
         right &= ok
     out["prompt_accuracy"] = float(right.mean())
+    if hasattr(judge, "consistent"):  # clips: the same shape and colour in every frame
+        out["consistent_share"] = float(np.mean(judge.consistent(x)))
     if "hat" in values:
         out["hat_share"] = float(np.mean(judge.predict(x, "hat") == 1))
     return out
@@ -279,7 +285,10 @@ def score_prompts(model, prompts, *, n=32, key=None, **kw) -> dict:
     }
     out = {"per_prompt": per_prompt}
     keys = {
-        k for r in per_prompt.values() for k in r if k.endswith("_accuracy") or k == "hat_share"
+        k
+        for r in per_prompt.values()
+        for k in r
+        if k.endswith("_accuracy") or k in ("hat_share", "consistent_share")
     }
     for k in sorted(keys):
         out[k] = float(np.mean([r[k] for r in per_prompt.values() if k in r]))
@@ -336,3 +345,49 @@ def negative_prompt_effect(model, prompts=NEGATIVE_PROMPTS, *, n=32, w=None, key
         "negative_hat_share": steered["hat_share"],
         "negative_prompt_accuracy": steered["prompt_accuracy"],
     }
+
+
+def negative_direction_effect(model, prompt: str, direction: str, *, n=64, w=None, key=None, **kw):
+    """What a negative prompt naming a motion does to clips: the share moving that way.
+
+    The plain prompt (``prompt``, which names no direction) at the default w, against the same
+    prompt with the negative prompt "``prompt`` moving ``direction``" at the negative default
+    (``guidance.IMAGE_NEGATIVE_GUIDANCE``), from the same noise.
+
+    Args:
+        model: a text-conditioned clip ``ImageModel``.
+        prompt: a prompt naming no direction, e.g. "a red circle".
+        direction: the motion to forbid, e.g. "left".
+        n: clips per setting.
+        w: guidance weight with the negative prompt (default: the negative default).
+        key: PRNG key (default key(0)).
+        **kw: passed to ``model.sample`` (sampler, steps).
+
+    Returns:
+        {"prompt", "negative_prompt", "plain_w", "negative_w", "plain_share", "negative_share"
+        (the shares judged moving ``direction``), "plain_consistent", "negative_consistent",
+        "negative_prompt_accuracy" (every attribute ``prompt`` names right, with the negative)}.
+    """
+    from toydiff.engine.guidance import DEFAULT_GUIDANCE, IMAGE_NEGATIVE_GUIDANCE
+
+    w = IMAGE_NEGATIVE_GUIDANCE if w is None else w
+    negative = f"{prompt} moving {direction}"
+    judge = judge_for(model.config.data, model.config.net.size)
+    wanted = image_data.spec(model.config.data).attributes["direction"].index(direction)
+    key = jax.random.key(0) if key is None else key
+    out = {
+        "prompt": prompt,
+        "negative_prompt": negative,
+        "plain_w": DEFAULT_GUIDANCE,
+        "negative_w": w,
+    }
+    for name, guidance, neg in (("plain", DEFAULT_GUIDANCE, None), ("negative", w, negative)):
+        x = model.sample(key, n=n, label=prompt, negative=neg, guidance=guidance, **kw)[-1]
+        x = np.clip(np.asarray(x), -1, 1)
+        out[f"{name}_share"] = float(np.mean(judge.predict(x, "direction") == wanted))
+        out[f"{name}_consistent"] = float(np.mean(judge.consistent(x)))
+        if neg is not None:
+            out["negative_prompt_accuracy"] = prompt_scores(x, prompt, model.config.data)[
+                "prompt_accuracy"
+            ]
+    return out

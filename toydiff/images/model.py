@@ -1,4 +1,4 @@
-"""A trained image model: its settings, U-Net parameters and loss history in one object.
+"""A trained image model: its settings, network parameters and loss history in one object.
 
 ``ImageModel`` is the image path's ``toydiff.model.Model``: it shares its ``denoiser`` and
 ``sample`` (``toydiff.engine.sampling.Sampling``), so guidance, negative classes, every sampler
@@ -24,8 +24,8 @@ from toydiff.images import data as image_data
 from toydiff.images import text
 from toydiff.images.clip import CLIPModel
 from toydiff.images.config import CONDITIONS, ImageTrainConfig
+from toydiff.nets import NETWORKS, network_of
 from toydiff.nets.params import count, restore
-from toydiff.nets.unet import UNet, UNetConfig, forward_flops
 
 KIND = "images"
 
@@ -44,19 +44,30 @@ SHAPES = image_data.spec("shapes").recipe
 def image_config(data: str, **changes) -> ImageTrainConfig:
     """The default config of a data set (its spec's ``recipe``) with ``changes`` applied.
 
-    ``size``, ``label_by`` and ``condition`` reshape the U-Net to match (input size, channels
-    and number of classes); other keys are fields of ``ImageTrainConfig`` or of its ``net``. A
-    text condition applies the data set's ``text_recipe`` (its steps and held-out
-    combinations) and records the fingerprint of the CLIP it names.
+    ``network`` picks the network ("unet" or "dit"; default: the data set's own), starting from
+    the data set's recipe for it (``DataSpec.recipes``). ``size``, ``label_by`` and
+    ``condition`` reshape the network to match (input size, channels and number of classes);
+    other keys are fields of ``ImageTrainConfig`` or of its ``net``. A text condition applies
+    the data set's ``text_recipe`` (its steps and held-out combinations) and records the
+    fingerprint of the CLIP it names.
 
     Raises:
-        ToydiffError: an unknown data set, attribute, size or setting, or a text condition on
-            a data set without captions or with a CLIP of another data set or size.
+        ToydiffError: an unknown data set, network, attribute, size or setting, a setting of
+            another network, or a text condition on a data set without captions or with a CLIP
+            of another data set or size.
     """
     spec = image_data.spec(data).available()
-    net_changes = {k: changes.pop(k) for k in list(changes) if k in _NET_FIELDS}
+    base = recipe_for(spec, changes.pop("network", None))
+    fields = _net_fields(type(base.net))
+    net_changes = {k: changes.pop(k) for k in list(changes) if k in fields}
+    other = _ALL_NET_FIELDS - fields - {"size", "num_classes"}
+    stray = [k for k in changes if k in other]
+    if stray:
+        raise ToydiffError(
+            f"{', '.join(stray)} is a setting of another network, not of {base.network}"
+        )
     size = spec.check_size(changes.pop("size", None))
-    condition = changes.get("condition", spec.recipe.condition)
+    condition = changes.get("condition", base.condition)
     if condition not in CONDITIONS:
         raise ToydiffError(f"unknown condition {condition!r}; allowed: {', '.join(CONDITIONS)}")
     label_by = spec.check_label_by(changes.pop("label_by", None))
@@ -74,14 +85,37 @@ def image_config(data: str, **changes) -> ImageTrainConfig:
         cond_dim = clip.config.embed_dim
         changes["clip_fingerprint"] = clip.fingerprint()
     net = dataclasses.replace(
-        spec.recipe.net,
+        base.net,
         size=size,
         in_channels=spec.channels,
         num_classes=len(spec.attributes[label_by]) if condition == "class" else 0,
         cond_dim=cond_dim,
         **net_changes,
     )
-    return dataclasses.replace(spec.recipe, data=data, label_by=label_by, **changes, net=net)
+    return dataclasses.replace(base, data=data, label_by=label_by, **changes, net=net)
+
+
+def recipe_for(spec, network: str | None) -> ImageTrainConfig:
+    """A data set's default config for a network (None: its own default network).
+
+    Raises:
+        ToydiffError: an unknown network, or one the data set has no recipe for.
+    """
+    if network is None or network == spec.recipe.network:
+        return spec.recipe
+    NETWORKS.check(network)
+    if network not in spec.recipes:
+        allowed = ", ".join([spec.recipe.network, *spec.recipes])
+        raise ToydiffError(f"{spec.name} has no {network} recipe; networks for it: {allowed}")
+    return spec.recipes[network]
+
+
+def _net_fields(config_class) -> set:
+    """The settings of a network config class that a change may name."""
+    return {f.name for f in dataclasses.fields(config_class)} - {"size", "num_classes"}
+
+
+_ALL_NET_FIELDS = set().union(*(_net_fields(n.config) for n in NETWORKS.values()))
 
 
 def load_clip(directory):
@@ -91,16 +125,13 @@ def load_clip(directory):
     return CLIPModel.load(directory)
 
 
-_NET_FIELDS = {f.name for f in dataclasses.fields(UNetConfig)} - {"size", "num_classes"}
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class ImageModel(Sampling):
     """A trained (or training) image model.
 
     Attributes:
         config: the run's settings.
-        graphdef: the U-Net's graph definition.
+        graphdef: the network's graph definition.
         params: the weights sampling uses (the average, when ``config.ema`` > 0).
         losses: the loss of every step so far, shape (steps,).
         timing: seconds spent compiling and training, and steps per second.
@@ -122,17 +153,18 @@ class ImageModel(Sampling):
         between 8 and 4,096. The digits U-Net (4.1 MFLOP an image) samples 512 at a time on a
         CPU, so 50 of each digit are one call; the 32x32 shapes U-Net (17 MFLOP), 128."""
         work = SAMPLE_WORK["cpu" if jax.default_backend() == "cpu" else "accelerator"]
-        fit = max(1, int(work // forward_flops(self.config.net)))
+        fit = max(1, int(work // network_of(self.config.net).forward_flops(self.config.net)))
         return min(4096, max(8, 1 << (fit.bit_length() - 1)))
 
     @property
     def compiler_options(self) -> dict | None:
-        """The image path's XLA options for its samplers (``compilation.image_options``)."""
-        return compilation.image_options()
+        """The image path's XLA options for its network's samplers
+        (``compilation.image_options``)."""
+        return compilation.image_options(self.config.network)
 
     @property
     def num_params(self) -> int:
-        """Scalar parameters of the U-Net."""
+        """Scalar parameters of the network."""
         return param_count(self.config.net)
 
     def default_guidance(self, negative) -> float:
@@ -145,8 +177,8 @@ class ImageModel(Sampling):
         return load_split(self.config, "train")
 
     @property
-    def sample_shape(self) -> tuple[int, int, int]:
-        """The shape of one image, (H, W, C)."""
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one image, (H, W, C), or of one clip, (F, H, W, C)."""
         return self.config.net.dim
 
     conditional_hint = "`toydiff images train --condition class`"
@@ -165,18 +197,9 @@ class ImageModel(Sampling):
 
     @property
     def network_floats(self) -> int:
-        """The U-Net's working numbers per image in one guided step: 64 per number of its
-        feature maps (each level's H x W x channels, after the patches), which covers the
-        skip connections kept for the way up, the 3x3 patches of the matmul convolutions and
-        the two calls of a guided step.
-
-        XLA's plan on the CPU (``memory_analysis()`` of a guided DDPM sampler on 128 images)
-        came to 86k numbers per image for the digits U-Net (this gives 98k) and 167k for the
-        shapes U-Net (196k).
-        """
-        net = self.config.net
-        side = net.size // net.patch
-        return 64 * sum((side >> level) ** 2 * c for level, c in enumerate(net.channels))
+        """The network's working numbers per sample in one guided step (its registry entry's
+        ``working_floats``)."""
+        return network_of(self.config.net).working_floats(self.config.net)
 
     @property
     def training_size(self) -> int:
@@ -337,16 +360,18 @@ def fingerprint(config: ImageTrainConfig) -> str:
 
 
 @functools.cache
-def abstract_network(net: UNetConfig):
-    """The U-Net's graph definition and a parameter state of the right shapes (no values)."""
-    return nnx.split(nnx.eval_shape(lambda: UNet(net)), nnx.Param)
+def abstract_network(net):
+    """The network's graph definition and a parameter state of the right shapes (no values);
+    ``net`` is a ``UNetConfig`` or a ``DiTConfig``."""
+    module = network_of(net).module
+    return nnx.split(nnx.eval_shape(lambda: module(net)), nnx.Param)
 
 
-def init_params(net: UNetConfig, seed: int):
-    """The U-Net's initial parameters (drawn on the host in milliseconds; see ``layers``)."""
-    return nnx.split(UNet(net, seed), nnx.Param)[1]
+def init_params(net, seed: int):
+    """The network's initial parameters (drawn on the host in milliseconds; see ``layers``)."""
+    return nnx.split(network_of(net).module(net, seed), nnx.Param)[1]
 
 
-def param_count(net: UNetConfig) -> int:
-    """Scalar parameters of a U-Net."""
+def param_count(net) -> int:
+    """Scalar parameters of a network."""
     return count(abstract_network(net)[1])

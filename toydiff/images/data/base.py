@@ -151,6 +151,8 @@ class DataSpec:
         max_size: the largest size it can be drawn at (even sizes from 8), or None when it has
             only ``size``.
         channels: colour channels (1 grey, 3 RGB).
+        frames: frames of each sample for a data set of clips (samples of shape
+            (frames, H, W, C)), or 0 for still images (H, W, C).
         attributes: attribute name -> its value names, in value-id order.
         label_by: the attribute that is the class by default.
         split: ``split(name, n) -> indices``: the indices of the ``"train"`` or ``"test"``
@@ -163,6 +165,8 @@ class DataSpec:
             ``predict(x, attribute) -> value ids``.
         recipe: the default image model (an ``ImageTrainConfig``): what ``toydiff images
             train --data NAME`` trains, in minutes on a 2-core laptop.
+        recipes: the default model for each other network a user may pick (``--net``):
+            network name -> an ``ImageTrainConfig`` (``recipe`` is the one for its own).
         gpu_recipe: a larger model for an accelerator, or None.
         caption: ``caption(named) -> str``: the caption of an image from its attribute value
             names; an attribute missing from ``named`` goes unmentioned. None: no captions.
@@ -200,6 +204,7 @@ class DataSpec:
     judge: Callable
     recipe: object
     max_size: int | None = None
+    recipes: dict = dataclasses.field(default_factory=dict)
     gpu_recipe: object = None
     caption: Callable | None = None
     words: dict = dataclasses.field(default_factory=dict)
@@ -215,6 +220,7 @@ class DataSpec:
     bench: tuple[dict, ...] = ({},)
     extra: str = ""
     check_installed: Callable | None = None
+    frames: int = 0
 
     def available(self) -> DataSpec:
         """The spec, once ``check_installed`` says what the data set needs is there (DataError
@@ -255,10 +261,11 @@ class DataSpec:
             )
         return int(size)
 
-    def shape(self, size=None) -> tuple[int, int, int]:
-        """(H, W, C) of its images at ``size`` (default: its size)."""
+    def shape(self, size=None) -> tuple[int, ...]:
+        """(H, W, C) of its images at ``size`` (default: its size), or (frames, H, W, C) of
+        its clips."""
         size = self.check_size(size)
-        return (size, size, self.channels)
+        return (*((self.frames,) if self.frames else ()), size, size, self.channels)
 
     def check_label_by(self, label_by) -> str:
         """The class attribute to use: ``label_by`` if the data set has it (default: its own)."""

@@ -13,6 +13,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import pathlib
@@ -21,6 +22,7 @@ import numpy as np
 
 from toydiff.images.config import CLIPConfig, ImageTrainConfig
 from toydiff.images.data.base import DataSpec, ImageSet, check_attribute, flatten
+from toydiff.nets.dit import DiTConfig
 from toydiff.nets.unet import UNetConfig
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -104,6 +106,14 @@ RECIPE = ImageTrainConfig(net=UNetConfig(channels=(16, 32), num_classes=10))
 """The digits model: 8x8, conditional on the digit; a U-Net of 16 and 32 channels (121k
 parameters), VP cosine, v-prediction, 500 steps of 128 images."""
 
+DIT_RECIPE = dataclasses.replace(
+    RECIPE,
+    network="dit",
+    lr=1e-3,
+    net=DiTConfig(size=8, in_channels=1, patch=2, width=64, depth=4, heads=4, num_classes=10),
+)
+"""The digits transformer (``--net dit``): 2x2 patches (16 tokens), 4 blocks of width 64."""
+
 SPEC = DataSpec(
     name="digits",
     description="scikit-learn's 8x8 handwritten digits (1,438 to train, 359 held out)",
@@ -115,6 +125,7 @@ SPEC = DataSpec(
     draw=draw,
     judge=Judge,
     recipe=RECIPE,
+    recipes={"dit": DIT_RECIPE},
     caption=caption,
     words={word: ("digit", str(d)) for d, word in enumerate(WORDS)},
     example="a photo of the digit seven",

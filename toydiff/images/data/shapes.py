@@ -16,11 +16,14 @@ on the real training images' silhouettes (colour and hat removed).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from toydiff.errors import DataError
 from toydiff.images.config import CLIPConfig, ImageTrainConfig
 from toydiff.images.data.base import DataSpec, ImageSet, check_attribute, flatten, uniform
+from toydiff.nets.dit import DiTConfig
 from toydiff.nets.unet import UNetConfig
 
 VALUES = {
@@ -80,8 +83,47 @@ def _triangle_sd(px, py, cx, top, base, half):
     return np.maximum(np.maximum(left, right), py - base)
 
 
+def _pixel_centres(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of the pixel centres, each shape (1, size, size): pixel (row i, column j) is
+    the unit square with centre (j + 0.5, i + 0.5); y grows downwards."""
+    py, px = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5, indexing="ij")
+    return px[None], py[None]
+
+
+def draw_shapes(shape_ids, colour_ids, cx, cy, r, size: int) -> np.ndarray:
+    """Shapes of the palette's colours on black, with anti-aliased edges.
+
+    Each shape is a signed distance d(x, y) from its edge (negative inside); a pixel's coverage
+    is clip(0.5 - d at its centre, 0, 1), a one-pixel ramp across the edge. A circle has radius
+    ``r``, a square half-side 0.85 r, and an upward triangle its apex 1.2 r above the centre,
+    its base 0.6 r below and half-width 1.04 r at the base, so that (cx, cy) is the centre of
+    mass of all three.
+
+    Args:
+        shape_ids: shape value ids (n,) (circle, square, triangle).
+        colour_ids: colour value ids (n,), into ``COLOURS``.
+        cx: centres' x (n,), in pixels from the left edge.
+        cy: centres' y (n,), in pixels from the top edge.
+        r: radii (n,), in pixels.
+        size: edge length in pixels.
+
+    Returns:
+        Images, shape (n, size, size, 3), float64 RGB in [0, 1].
+    """
+    shape = np.asarray(shape_ids)[:, None, None]
+    cx, cy, r = (np.asarray(v)[:, None, None] for v in (cx, cy, r))
+    px, py = _pixel_centres(size)
+    circle = np.hypot(px - cx, py - cy) - r
+    square = np.maximum(np.abs(px - cx), np.abs(py - cy)) - 0.85 * r
+    triangle = _triangle_sd(px, py, cx, cy - 1.2 * r, cy + 0.6 * r, 1.04 * r)
+    sd = np.where(shape == 0, circle, np.where(shape == 1, square, triangle))
+    alpha = np.clip(0.5 - sd, 0.0, 1.0)[..., None]
+    palette = np.array([COLOURS[c] for c in VALUES["colour"]], np.float32)
+    return alpha * palette[np.asarray(colour_ids)][:, None, None, :]
+
+
 def render(attrs: dict, jitter: np.ndarray, size: int = SIZE) -> np.ndarray:
-    """Draw shapes with anti-aliased edges.
+    """Draw shapes with anti-aliased edges (``draw_shapes``), some wearing a hat.
 
     Shapes sit a little below the centre, leaving room for the hat: a small white triangle
     resting on the shape's top. Centres jitter by up to ``JITTER`` pixels (at 16x16) and radii
@@ -98,24 +140,16 @@ def render(attrs: dict, jitter: np.ndarray, size: int = SIZE) -> np.ndarray:
     """
     u = size / 16.0
     n = len(jitter)
-    cx = (size / 2 + (2 * jitter[:, 0] - 1) * JITTER * u)[:, None, None]
-    cy = (0.58 * size + (2 * jitter[:, 1] - 1) * JITTER * u)[:, None, None]
+    cx = size / 2 + (2 * jitter[:, 0] - 1) * JITTER * u
+    cy = 0.58 * size + (2 * jitter[:, 1] - 1) * JITTER * u
     radius = np.where(attrs["size"] == 1, 4.4, 2.6) * (1 + RADIUS_JITTER * (jitter[:, 2] - 0.5))
-    r = (radius * u)[:, None, None]
-    py, px = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5, indexing="ij")
-    px, py = px[None], py[None]
-    shape = attrs["shape"][:, None, None]
-    circle = np.hypot(px - cx, py - cy) - r
-    square = np.maximum(np.abs(px - cx), np.abs(py - cy)) - 0.85 * r
-    triangle = _triangle_sd(px, py, cx, cy - 1.2 * r, cy + 0.6 * r, 1.04 * r)
-    sd = np.where(shape == 0, circle, np.where(shape == 1, square, triangle))
+    r = radius * u
+    img = draw_shapes(attrs["shape"], attrs["colour"], cx, cy, r, size)
+    px, py = _pixel_centres(size)
+    shape, cx, cy, r = (v[:, None, None] for v in (attrs["shape"], cx, cy, r))
     top = cy - np.where(shape == 0, 1.0, np.where(shape == 1, 0.85, 1.2)) * r
     hat_sd = _triangle_sd(px, py, cx, top - 3.0 * u, top + 0.5 * u, 2.0 * u)
-    alpha = np.clip(0.5 - sd, 0.0, 1.0)[..., None]
     hat = (np.clip(0.5 - hat_sd, 0.0, 1.0) * (attrs["hat"] == 1)[:, None, None])[..., None]
-    palette = np.array([COLOURS[c] for c in VALUES["colour"]], np.float32)
-    colour = palette[attrs["colour"]][:, None, None, :]
-    img = alpha * colour
     img = img * (1 - hat) + hat * np.array(HAT_COLOUR, np.float32)
     return (2.0 * img - 1.0).astype(np.float32).reshape(n, size, size, 3)
 
@@ -239,6 +273,15 @@ RECIPE = ImageTrainConfig(
 channels (388k parameters), 1,200 steps of 64 images. (The text-conditioned model trains
 ``TEXT_STEPS``.)"""
 
+DIT_RECIPE = dataclasses.replace(
+    RECIPE,
+    network="dit",
+    lr=1e-3,
+    net=DiTConfig(size=16, in_channels=3, patch=2, width=64, depth=4, heads=4, num_classes=3),
+)
+"""The shapes transformer (``--net dit``, chapter 10 beside the U-Net): 2x2 patches (64
+tokens), 4 blocks of width 64 with 4 heads (315k parameters), the U-Net's 1,200 steps of 64."""
+
 TEXT_STEPS = 2000
 """Training steps of the text-conditioned model: it must get every attribute right, not only
 the shape. Measured here at w = 3: 93% of the seen prompts right and 67% of the held-out
@@ -263,6 +306,7 @@ SPEC = DataSpec(
     draw=draw,
     judge=Judge,
     recipe=RECIPE,
+    recipes={"dit": DIT_RECIPE},
     caption=caption,
     words={w: (a, w) for a, values in VALUES.items() for w in values if w != "no hat"},
     caption_order=("size", "colour", "shape", "hat"),
@@ -274,5 +318,5 @@ SPEC = DataSpec(
     fingerprint=fingerprint,
     chapters=(10,),
     clip_chapters=(1, 11),
-    bench=({"size": 32}, {"condition": "text"}),
+    bench=({"size": 32}, {"network": "dit"}, {"condition": "text"}),
 )
