@@ -190,6 +190,8 @@ def long_model(seeded):
 # model at the same time; the light tests fill the rest of each half and are what gets stolen.
 # Only the order changes: every test runs, and within a group the collection order is kept.
 FIRST_HALF = (
+    "tests/test_images_video.py",  # the clips CLIP, then the video transformer (chapter 12)
+    "notebooks/12_",
     "tests/test_instruction_sets.py::test_quality_checks_hold_with_an_older_instruction_set[SSE4_2-digits]",
     "tests/test_images_text_model.py",  # the shapes CLIP, then the text-to-image U-Net
     "tests/test_images_clip.py",
@@ -202,7 +204,7 @@ FIRST_HALF = (
 )
 SECOND_HALF = (
     "tests/test_instruction_sets.py",  # the 2D quality checks again under SSE4_2
-    "tests/test_images_quality.py",  # the digits and shapes U-Nets
+    "tests/test_images_quality.py",  # the digits and shapes U-Nets, the shapes transformer
     "tests/browser/",
     "notebooks/10_",
     "notebooks/09_",  # the story's 3-class model

@@ -12,6 +12,8 @@ import pytest
 
 from toydiff import cli
 from toydiff.images import clip as clip_lib
+from toydiff.images import data as image_data
+from toydiff.images import viz
 
 TINY = ["--steps", "4", "--batch-size", "8", "--width", "16", "--depth", "1", "--heads", "2"]
 
@@ -45,10 +47,25 @@ def test_a_text_run_samples_clips_and_draws_them_as_a_gif(runs, tmp_path, capsys
     with np.load(out) as f:
         assert f["x"].shape == (4, 8, 16, 16, 3) and np.abs(f["x"]).max() <= 1.0
         assert str(f["prompt"]) == "a red circle moving left" and str(f["data"]) == "clips"
+        frames = viz.clip_frames(f["x"])
     from PIL import Image
 
+    # one picture per frame of the clips; a GIF merges a frame equal to the one before it
+    changes = 1 + sum(not np.array_equal(a, b) for a, b in zip(frames[:-1], frames[1:]))
     with Image.open(grid) as gif:
-        assert gif.n_frames == 8  # one picture per frame of the clips
+        assert gif.n_frames == changes and gif.size == frames.shape[2:0:-1]
+
+
+def test_a_grid_of_moving_clips_plays_every_frame(tmp_path):
+    from PIL import Image
+
+    real = image_data.load("clips", "test").x[:6]
+    viz.save_clip_grid(real, tmp_path / "real.gif")
+    with Image.open(tmp_path / "real.gif") as gif:
+        assert gif.n_frames == 8
+        gif.seek(7)
+        last = np.asarray(gif.convert("RGB"))
+    np.testing.assert_allclose(last, viz.clip_frames(real)[7], atol=24)  # the palette's rounding
 
 
 def test_an_mp4_grid_and_the_judge_read_the_same_file(runs, tmp_path, capsys):
@@ -67,8 +84,6 @@ def test_an_mp4_grid_and_the_judge_read_the_same_file(runs, tmp_path, capsys):
 
 
 def test_eval_judges_a_prompt_attribute_by_attribute(runs, tmp_path, capsys):
-    from toydiff.images import data as image_data
-
     real = image_data.load("clips", "test")
     picked = real.take(np.flatnonzero(real.attributes["direction"] == 0)[:6])  # moving left
     np.savez(tmp_path / "real.npz", x=picked.x)

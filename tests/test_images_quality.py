@@ -1,8 +1,8 @@
 """Chapter 10's numbers on the default image models, judged independently (slow: trains them).
 
 Digits: the default run (500 steps, about 50 s here). Shapes, labelled by shape: the default run
-(1,200 steps, about 1.5 min here). Both come from the model cache, which the chapter-10
-notebook shares in CI.
+(1,200 steps, about 1.5 min here), and the same data on the transformer (``--net dit``). All
+come from the model cache, which the chapter-10 notebook shares in CI.
 """
 
 import jax
@@ -85,6 +85,26 @@ def test_shapes_at_the_default_guidance(shapes_model, quality):
     quality.at_least("novelty", r["novelty"], 0.8)
     exact = judge.score_model(shapes_model, n_per_class=10, exact=True)
     quality.at_most("the oracle's novelty", exact["novelty"], 0.05)
+
+
+@pytest.mark.quality
+def test_the_shapes_transformer_matches_the_unet(shapes_model, seeded, quality):
+    from toydiff.images import data as image_data
+    from toydiff.images.bench import side_by_side
+
+    dit_model = cached_train(seeded(image_data.spec("shapes").recipes["dit"]), progress=False)
+    assert dit_model.config.network == "dit" and dit_model.config.data == "shapes"
+    unet, dit = side_by_side([shapes_model, dit_model], n_per_class=40)
+    print(
+        {k: v for k, v in unet.items() if k != "samples"},
+        {k: v for k, v in dit.items() if k != "samples"},
+    )
+    assert (unet["network"], dit["network"]) == ("unet", "dit") and dit["params"] > 0
+    assert dit["samples"].shape == (120, 16, 16, 3) and dit["sample_images_per_s"] > 0
+    quality.at_least(
+        "the transformer's accuracy, minus the U-Net's", dit["accuracy"] - unet["accuracy"], -0.05
+    )
+    quality.at_least("the transformer's accuracy", dit["accuracy"], 0.9)
 
 
 @pytest.mark.quality

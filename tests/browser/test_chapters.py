@@ -163,3 +163,44 @@ def test_chapter10_guidance_grid_follows_w(lab_page):
     asked = [int(ASKED.search(text).group(1)) for text in (before, after)]
     assert asked[1] < asked[0], f"fewer 7s should be judged as asked at w = 0: {before} -> {after}"
     _stayed_local(tab)
+
+
+def test_chapter12_scrubs_the_denoising_steps_and_plays_the_clip(lab_page):
+    """Chapter 12's opening explorer: the step slider from 50 to 0 (keyboard, Home) redraws the
+    clips as pure noise without sampling again (the judge's readout stays as it was), and the
+    play button moves the frame slider in the browser, each frame redrawn by the kernel.
+
+    A scratch notebook of chapter 12's own cells (imports, the cached CLIP and video model, the
+    explorer), as for chapter 10; the whole chapter runs in CI through nbmake.
+    """
+    tab = lab_page
+    needles = ("import toydiff", "ti.text_model(clip)", "opening_explorer")
+    name = tab.server.write_notebook("opening.ipynb", _chapter_cells("12_text_to_video", *needles))
+    _ran_cleanly(tab, name)
+    view = tab.widget("opening_explorer")
+    img, readout = view.locator("img").first, view.locator(".widget-html").first
+    step = _slider(view, "step")
+    assert step.locator(".widget-readout").inner_text() == "50"
+    verdict = readout.inner_text()
+    assert re.search(r"direction right: \d+%", verdict), verdict
+
+    digest, shot = tab.image_digest(img), tab.screenshot(view, "step50")
+    old = img.get_attribute("src")
+    _press(step.locator(".noUi-handle"), "Home")
+    tab.wait_redrawn(img, old)
+    assert step.locator(".widget-readout").inner_text() == "0"
+    assert tab.image_digest(img) != digest, "the clips did not change when step went to 0"
+    assert tab.screenshot(view, "step0") != shot
+    assert readout.inner_text() == verdict, "scrubbing the steps must not sample again"
+
+    frame = _slider(view, "frame")
+    assert frame.locator(".widget-readout").inner_text() == "0"
+    old = img.get_attribute("src")
+    view.locator(".widget-play button").first.click()  # play: the browser moves the frame
+    tab.page.wait_for_function(
+        "el => el.textContent.trim() !== '0'",
+        arg=frame.locator(".widget-readout").element_handle(),
+        timeout=30_000,
+    )
+    tab.wait_redrawn(img, old)
+    _stayed_local(tab)

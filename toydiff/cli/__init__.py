@@ -202,7 +202,8 @@ def cmd_bench(args):
         lines = [f"machine: {report['machine']}"]
         for m in report["models"]:
             lines.append(
-                f"{m['data']} {'x'.join(map(str, m['image']))} ({m['condition']}): train "
+                f"{m['data']} {'x'.join(map(str, m['image']))} {m['network']} "
+                f"({m['condition']}): train "
                 f"{m['train_images_per_s']:.0f} images/s, sample {m['sample_images_per_s']:.0f} "
                 f"images/s ({m['sample_steps']} guided DDIM steps), "
                 f"{m['forward_flops_per_image'] / 1e6:.1f} MFLOP per image forward "

@@ -109,7 +109,7 @@ parameters), VP cosine, v-prediction, 500 steps of 128 images."""
 DIT_RECIPE = dataclasses.replace(
     RECIPE,
     network="dit",
-    lr=1e-3,
+    lr=2e-3,
     net=DiTConfig(size=8, in_channels=1, patch=2, width=64, depth=4, heads=4, num_classes=10),
 )
 """The digits transformer (``--net dit``): 2x2 patches (16 tokens), 4 blocks of width 64."""

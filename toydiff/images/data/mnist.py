@@ -156,7 +156,7 @@ GPU_RECIPE = ImageTrainConfig(
 DIT_RECIPE = dataclasses.replace(
     RECIPE,
     network="dit",
-    lr=1e-3,
+    lr=2e-3,
     net=DiTConfig(size=SIZE, in_channels=1, patch=4, width=64, depth=4, heads=4, num_classes=10),
 )
 """The MNIST transformer (``--net dit``): 4x4 patches (49 tokens), 4 blocks of width 64."""

@@ -276,11 +276,12 @@ channels (388k parameters), 1,200 steps of 64 images. (The text-conditioned mode
 DIT_RECIPE = dataclasses.replace(
     RECIPE,
     network="dit",
-    lr=1e-3,
+    lr=2e-3,
     net=DiTConfig(size=16, in_channels=3, patch=2, width=64, depth=4, heads=4, num_classes=3),
 )
 """The shapes transformer (``--net dit``, chapter 10 beside the U-Net): 2x2 patches (64
-tokens), 4 blocks of width 64 with 4 heads (315k parameters), the U-Net's 1,200 steps of 64."""
+tokens), 4 blocks of width 64 with 4 heads (315k parameters), the U-Net's 1,200 steps of 64.
+Judged here at w = 3 (50 of each shape): 99% at a learning rate of 2e-3, 90% at 1e-3."""
 
 TEXT_STEPS = 2000
 """Training steps of the text-conditioned model: it must get every attribute right, not only
