@@ -51,7 +51,8 @@ def test_a_text_run_samples_clips_and_draws_them_as_a_gif(runs, tmp_path, capsys
     from PIL import Image
 
     # one picture per frame of the clips; a GIF merges a frame equal to the one before it
-    changes = 1 + sum(not np.array_equal(a, b) for a, b in zip(frames[:-1], frames[1:]))
+    pairs = zip(frames[:-1], frames[1:], strict=True)
+    changes = 1 + sum(not np.array_equal(a, b) for a, b in pairs)
     with Image.open(grid) as gif:
         assert gif.n_frames == changes and gif.size == frames.shape[2:0:-1]
 
